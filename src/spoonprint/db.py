@@ -1,0 +1,106 @@
+"""The SQLite database file: connection settings and versioned schema migrations.
+
+Durability settings: WAL journal with ``synchronous=FULL``, so a committed transaction survives a
+power cut, not only a crash of the process.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from spoonprint.errors import StoreUnavailable
+
+DB_FILENAME = "spoonprint.db"
+
+#: Migration N (1-based) takes the schema from version N-1 to N. Append only; never edit.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        printer TEXT NOT NULL,
+        state TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        copies INTEGER NOT NULL DEFAULT 1,
+        order_id TEXT,
+        idempotency_key TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        printed_at REAL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        maybe_printed INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE UNIQUE INDEX jobs_order_id ON jobs(order_id) WHERE order_id IS NOT NULL;
+    CREATE UNIQUE INDEX jobs_idempotency_key ON jobs(idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX jobs_pending ON jobs(printer, state, id);
+    CREATE TABLE job_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id INTEGER NOT NULL REFERENCES jobs(id),
+        at REAL NOT NULL,
+        from_state TEXT,
+        to_state TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX job_events_job ON job_events(job_id, id);
+    CREATE TABLE api_keys (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        key_hash TEXT NOT NULL UNIQUE,
+        created_at REAL NOT NULL,
+        revoked_at REAL
+    );
+    """,
+)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) the database at ``path`` and bring its schema up to date."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        migrate(conn)
+    except sqlite3.OperationalError as exc:
+        raise StoreUnavailable(f"cannot open database {path}: {exc}") from exc
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the migrations this database has not had yet; returns the schema version."""
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise StoreUnavailable(
+            f"database schema version {version} is newer than this spoonprint "
+            f"({len(MIGRATIONS)}): upgrade spoonprint"
+        )
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        with transaction(conn):
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={number}")
+    return len(MIGRATIONS)
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error; write failures -> StoreUnavailable."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise StoreUnavailable(f"job store cannot write: {exc}") from exc
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.OperationalError):
+            raise StoreUnavailable(f"job store cannot write: {exc}") from exc
+        raise

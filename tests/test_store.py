@@ -1,0 +1,162 @@
+"""The SQLite job store: durability on a real file, guarded transitions, idempotency."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from spoonprint.db import DB_FILENAME, MIGRATIONS
+from spoonprint.domain.job import JobState, NewJob
+from spoonprint.errors import InvalidTransition, JobNotFound, StoreUnavailable
+from spoonprint.queue.sqlite import SqliteJobStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteJobStore]:
+    s = SqliteJobStore.open(tmp_path)
+    yield s
+    s.close()
+
+
+def new(printer: str = "kitchen", **kw: object) -> NewJob:
+    return NewJob(printer=printer, payload={"text": "hi"}, **kw)  # type: ignore[arg-type]
+
+
+def test_enqueue_is_on_disk_when_it_returns(tmp_path: Path, store: SqliteJobStore) -> None:
+    job, created = store.enqueue(new(order_id="A-1"))
+    assert created and job.state is JobState.QUEUED
+    # A second, independent connection sees the committed row.
+    other = sqlite3.connect(tmp_path / DB_FILENAME)
+    row = other.execute("SELECT state, order_id FROM jobs WHERE id = ?", (job.id,)).fetchone()
+    other.close()
+    assert row == ("queued", "A-1")
+
+
+def test_wal_and_full_sync(tmp_path: Path, store: SqliteJobStore) -> None:
+    conn = store._conn
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+def test_same_order_id_or_key_returns_first_job(store: SqliteJobStore) -> None:
+    first, _ = store.enqueue(new(order_id="A-1"))
+    again, created = store.enqueue(new(order_id="A-1"))
+    assert not created and again.id == first.id
+    keyed, _ = store.enqueue(new(idempotency_key="k-1"))
+    again, created = store.enqueue(new(idempotency_key="k-1", order_id="other"))
+    assert not created and again.id == keyed.id
+    assert len(store.pending()) == 2
+
+
+def test_concurrent_duplicates_make_one_job(store: SqliteJobStore) -> None:
+    results: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def submit() -> None:
+        barrier.wait()
+        results.append(store.enqueue(new(order_id="same"))[1])
+
+    threads = [threading.Thread(target=submit) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(True) == 1
+    assert len(store.pending()) == 1
+
+
+def test_claims_in_acceptance_order_per_printer(store: SqliteJobStore) -> None:
+    a = store.enqueue(new("kitchen"))[0]
+    b = store.enqueue(new("bar"))[0]
+    c = store.enqueue(new("kitchen"))[0]
+    first = store.claim_next("kitchen")
+    assert first is not None and first.id == a.id and first.state is JobState.PRINTING
+    store.mark_printed(a.id)
+    second = store.claim_next("kitchen")
+    assert second is not None and second.id == c.id
+    assert store.claim_next("kitchen") is None
+    bar = store.claim_next("bar")
+    assert bar is not None and bar.id == b.id
+
+
+def test_release_counts_attempts_and_keeps_order(store: SqliteJobStore) -> None:
+    a = store.enqueue(new())[0]
+    store.enqueue(new())
+    store.claim_next("kitchen")
+    released = store.release(a.id, "printer offline", maybe_printed=False)
+    assert released.state is JobState.QUEUED and released.attempts == 1
+    assert released.last_error == "printer offline" and not released.maybe_printed
+    again = store.claim_next("kitchen")
+    assert again is not None and again.id == a.id
+
+
+def test_transition_table_is_enforced(store: SqliteJobStore) -> None:
+    job = store.enqueue(new())[0]
+    with pytest.raises(InvalidTransition):
+        store.mark_printed(job.id)  # queued -> printed skips printing
+    store.claim_next("kitchen")
+    store.mark_printed(job.id)
+    with pytest.raises(InvalidTransition):
+        store.cancel(job.id)  # printed is final
+    with pytest.raises(JobNotFound):
+        store.get(10_000)
+
+
+def test_history_records_every_transition(store: SqliteJobStore) -> None:
+    job = store.enqueue(new())[0]
+    store.claim_next("kitchen")
+    store.release(job.id, "offline", maybe_printed=False)
+    store.claim_next("kitchen")
+    store.mark_printed(job.id, "confirmed")
+    states = [(e.from_state, e.to_state) for e in store.events(job.id)]
+    assert states == [
+        (None, JobState.QUEUED),
+        (JobState.QUEUED, JobState.PRINTING),
+        (JobState.PRINTING, JobState.QUEUED),
+        (JobState.QUEUED, JobState.PRINTING),
+        (JobState.PRINTING, JobState.PRINTED),
+    ]
+
+
+def test_recovery_after_crash_flags_reprint(tmp_path: Path) -> None:
+    store = SqliteJobStore.open(tmp_path)
+    job = store.enqueue(new())[0]
+    store.claim_next("kitchen")
+    store.close()  # the process "dies" with the job printing
+    reopened = SqliteJobStore.open(tmp_path)
+    recovered = reopened.recover_interrupted()
+    assert [j.id for j in recovered] == [job.id]
+    assert reopened.get(job.id).state is JobState.QUEUED
+    assert reopened.get(job.id).maybe_printed
+    reopened.close()
+
+
+def test_read_only_database_refuses_writes(tmp_path: Path) -> None:
+    store = SqliteJobStore.open(tmp_path)
+    store.enqueue(new())
+    store.close()
+    conn = sqlite3.connect(
+        f"file:{tmp_path / DB_FILENAME}?mode=ro",
+        uri=True,
+        isolation_level=None,
+        check_same_thread=False,
+    )
+    read_only = SqliteJobStore(conn)
+    with pytest.raises(StoreUnavailable):
+        read_only.enqueue(new())
+    assert len(read_only.pending()) == 1
+    read_only.close()
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    SqliteJobStore.open(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / DB_FILENAME)
+    conn.execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
+    conn.close()
+    with pytest.raises(StoreUnavailable, match="newer"):
+        SqliteJobStore.open(tmp_path)
