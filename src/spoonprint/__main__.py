@@ -1,0 +1,3 @@
+from spoonprint.cli.main import run
+
+run()

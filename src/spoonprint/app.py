@@ -1,0 +1,137 @@
+"""Composition root: the one place that builds and wires spoonprint's parts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from spoonprint import __version__
+from spoonprint.config import PrinterConfig, Settings, tcp_address
+from spoonprint.db import DB_FILENAME, connect
+from spoonprint.delivery.retry import RetryPolicy
+from spoonprint.delivery.worker import PrinterWorker
+from spoonprint.domain.job import JobState, NewJob
+from spoonprint.emulator.virtual_printer import VirtualPrinter
+from spoonprint.errors import UnknownPrinter
+from spoonprint.queue.sqlite import SqliteJobStore
+from spoonprint.render.base import renderer_for
+from spoonprint.security.keys import Authenticator, KeyStore
+from spoonprint.transports.tcp import TcpTransport, Timeouts
+
+log = logging.getLogger("spoonprint")
+
+VIRTUAL_PRINTER_NAME = "virtual"
+VIRTUAL_PRINTER_DIR = "virtual-printer"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: SqliteJobStore
+    auth: Authenticator
+    version: str = __version__
+    started_at: float = field(default_factory=time.time)
+    printers: dict[str, PrinterWorker] = field(default_factory=dict)
+    configs: dict[str, PrinterConfig] = field(default_factory=dict)
+    virtual_printer: VirtualPrinter | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def default_printer(self) -> str:
+        return next(iter(self.configs))
+
+    def printer_name(self, requested: str | None) -> str:
+        name = requested or self.default_printer
+        if name not in self.printers:
+            raise UnknownPrinter(f"no printer named {name!r}; printers: {', '.join(self.printers)}")
+        return name
+
+    def accept(self, new: NewJob) -> tuple[int, bool]:
+        """Commit an order (blocking: call from a thread). Returns (job id, created)."""
+        job, created = self.store.enqueue(new)
+        return job.id, created
+
+    def notify(self, printer: str) -> None:
+        self.printers[printer].wake()
+
+    def queued_by_printer(self) -> dict[str, int]:
+        counts = dict.fromkeys(self.printers, 0)
+        for job in self.store.pending():
+            counts[job.printer] = counts.get(job.printer, 0) + 1
+        return counts
+
+    async def start(self) -> None:
+        recovered = await asyncio.to_thread(self.store.recover_interrupted)
+        if recovered:
+            log.warning(
+                "%d job(s) were interrupted by a stop; they will print marked REPRINT",
+                len(recovered),
+            )
+        configs = list(self.settings.printers) or [await self._start_virtual_printer()]
+        for config in configs:
+            self.configs[config.name] = config
+            self.printers[config.name] = self._worker(config)
+        for worker in self.printers.values():
+            self._tasks.append(asyncio.create_task(worker.run(), name=f"printer-{worker.name}"))
+        log.info("spoonprint %s ready; printers: %s", self.version, ", ".join(self.printers))
+
+    async def stop(self) -> None:
+        for worker in self.printers.values():
+            worker.request_stop()
+        if self._tasks:
+            delivery = self.settings.delivery
+            grace = delivery.connect_timeout + delivery.write_timeout + delivery.status_timeout
+            _, unfinished = await asyncio.wait(self._tasks, timeout=grace)
+            for task in unfinished:
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
+        if self.virtual_printer is not None:
+            await self.virtual_printer.stop()
+        self.store.close()
+
+    async def _start_virtual_printer(self) -> PrinterConfig:
+        out_dir = self.settings.server.data_dir / VIRTUAL_PRINTER_DIR
+        self.virtual_printer = VirtualPrinter(host="127.0.0.1", port=0, out_dir=out_dir)
+        await self.virtual_printer.start()
+        log.info(
+            "no printer configured: virtual printer on 127.0.0.1:%d saves tickets to %s",
+            self.virtual_printer.port,
+            out_dir,
+        )
+        return PrinterConfig(
+            name=VIRTUAL_PRINTER_NAME, uri=f"tcp://127.0.0.1:{self.virtual_printer.port}"
+        )
+
+    def _worker(self, config: PrinterConfig) -> PrinterWorker:
+        delivery = self.settings.delivery
+        host, port = tcp_address(config.uri)
+        timeouts = Timeouts(
+            delivery.connect_timeout, delivery.write_timeout, delivery.status_timeout
+        )
+        return PrinterWorker(
+            name=config.name,
+            store=self.store,
+            transport=TcpTransport(host, port, timeouts),
+            renderer=renderer_for(config.protocol),
+            profile=config.profile(),
+            retry=RetryPolicy(initial=delivery.retry_initial, maximum=delivery.retry_max),
+            confirm=config.confirm,
+        )
+
+    def queue_depth(self) -> int:
+        counts = self.store.count_by_state()
+        return counts[JobState.QUEUED] + counts[JobState.PRINTING]
+
+
+def build(settings: Settings) -> Services:
+    """Open storage and check every printer's settings; nothing runs until ``start()``."""
+    data_dir: Path = settings.server.data_dir
+    for config in settings.printers:
+        renderer_for(config.protocol)  # fail at start, not at the first order
+    store = SqliteJobStore.open(data_dir)
+    env_key = settings.api_key.get_secret_value() if settings.api_key else None
+    keys = KeyStore(connect(data_dir / DB_FILENAME))
+    return Services(settings=settings, store=store, auth=Authenticator(keys, env_key))

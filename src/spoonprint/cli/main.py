@@ -1,0 +1,204 @@
+"""The ``spoonprint`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+
+from spoonprint import __version__
+from spoonprint.config import DEFAULT_CONFIG, Settings, load_settings
+from spoonprint.db import DB_FILENAME, connect
+from spoonprint.errors import ConfigError, SpoonprintError
+from spoonprint.security.keys import ROLES, KeyProblem, KeyStore
+
+app = typer.Typer(
+    help="spoonprint: a print server for restaurant order tickets.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+console = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="Config file.", envvar="SPOONPRINT_CONFIG")
+]
+
+CONFIG_TEMPLATE = """\
+# spoonprint configuration. Every key can be overridden by an environment variable:
+# SPOONPRINT_<SECTION>__<KEY>, e.g. SPOONPRINT_SERVER__PORT=9000.
+
+[server]
+host = "0.0.0.0"
+port = 8080
+data_dir = "./spoonprint-data"     # SQLite file, logs, virtual-printer output
+
+[delivery]
+connect_timeout = 3.0              # seconds
+write_timeout = 3.0
+status_timeout = 3.0
+
+# With no [[printers]] the built-in virtual printer is used: tickets are saved as files
+# under data_dir/virtual-printer. Add your printers like this (the first is the default):
+#
+# [[printers]]
+# name = "kitchen"
+# uri = "tcp://192.168.1.50:9100"
+# protocol = "escpos"
+"""
+
+
+def _settings(config: Path, *, required: bool = False) -> Settings:
+    try:
+        return load_settings(config, required=required)
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _key_store(settings: Settings) -> KeyStore:
+    return KeyStore(connect(settings.server.data_dir / DB_FILENAME))
+
+
+@app.command()
+def init(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Write a config file and data folder, and make the first API key (shown once)."""
+    if config.exists():
+        console.print(f"Already set up: {config} exists. Nothing changed.")
+        console.print("To make another API key: [bold]spoonprint keys create NAME[/bold]")
+        return
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(CONFIG_TEMPLATE, encoding="utf-8")
+    settings = _settings(config)
+    keys = _key_store(settings)
+    existing = {k.name for k in keys.list()}
+    name = next(
+        n for n in ("default", *(f"default-{i}" for i in range(2, 1000))) if n not in existing
+    )
+    key = keys.create(name, "admin")
+    console.print(f"Wrote {config} and data folder {settings.server.data_dir}")
+    console.print(f"API key [bold]{name}[/bold] (admin). It is shown only now, keep it safe:")
+    console.print(key, soft_wrap=True, highlight=False)
+    console.print("Start the server with: [bold]spoonprint serve[/bold]")
+
+
+@app.command()
+def serve(
+    config: ConfigOption = DEFAULT_CONFIG,
+    host: Annotated[str | None, typer.Option(help="Listen address (overrides config).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (overrides config).")] = None,
+) -> None:
+    """Run the print server (stop with Ctrl+C)."""
+    from spoonprint.server import serve as run_server
+
+    settings = _settings(config)
+    if host is not None:
+        settings.server.host = host
+    if port is not None:
+        settings.server.port = port
+    try:
+        run_server(settings)
+    except SpoonprintError as exc:
+        err.print(f"[red]cannot start: {exc}[/red]")
+        raise typer.Exit(1) from None
+
+
+@app.command("virtual-printer")
+def virtual_printer(
+    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 9100,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    out: Annotated[Path, typer.Option(help="Folder for received tickets.")] = Path(
+        "virtual-printer"
+    ),
+) -> None:
+    """Run a virtual network printer that saves every ticket it receives."""
+    from spoonprint.emulator.virtual_printer import VirtualPrinter
+
+    async def run() -> None:
+        printer = VirtualPrinter(host=host, port=port, out_dir=out)
+        await printer.start()
+        console.print(f"Virtual printer on {host}:{printer.port}, saving tickets to {out}")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await printer.stop()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        console.print("Stopped.")
+
+
+@app.command()
+def status(
+    config: ConfigOption = DEFAULT_CONFIG,
+    url: Annotated[str | None, typer.Option(help="Server URL (default from config).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Ask a running server how it is."""
+    settings = _settings(config)
+    host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::") else settings.server.host
+    base = url or f"http://{host}:{settings.server.port}"
+    try:
+        answer = httpx.get(f"{base}/status", timeout=5).json()
+    except httpx.HTTPError as exc:
+        err.print(f"[red]server not reachable at {base}: {exc}[/red]")
+        raise typer.Exit(1) from None
+    if as_json:
+        console.print_json(json.dumps(answer))
+        return
+    console.print(f"spoonprint {answer['version']} up, {answer['queue_depth']} job(s) waiting")
+    for printer in answer["printers"]:
+        state = {True: "online", False: "OFFLINE", None: "not tried yet"}[printer["online"]]
+        console.print(f"  {printer['name']}: {state}, {printer['queued']} waiting")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str,
+    role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}.")] = "admin",
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Make a new API key; it is shown once."""
+    try:
+        key = _key_store(_settings(config)).create(name, role)
+    except KeyProblem as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(key, soft_wrap=True, highlight=False)
+
+
+@keys_app.command("list")
+def keys_list(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """List API keys (names and roles; keys themselves are never stored)."""
+    for key in _key_store(_settings(config)).list():
+        state = "revoked" if key.revoked_at else "active"
+        console.print(f"{key.name}\t{key.role}\t{state}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: str, config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Revoke an API key; it stops working at once."""
+    try:
+        _key_store(_settings(config)).revoke(name)
+    except KeyProblem as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"Revoked {name}.")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    console.print(__version__)
+
+
+def run() -> None:
+    app()

@@ -1,0 +1,187 @@
+"""Settings: a TOML file (``spoonprint.toml``) with every key overridable by environment.
+
+Environment variables are ``SPOONPRINT_`` + the key path joined by ``__``, e.g.
+``SPOONPRINT_SERVER__PORT=9000``; a list such as ``printers`` takes JSON. ``SPOONPRINT_API_KEY``
+supplies one more API key for automation (never written to disk).
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from spoonprint.domain.profile import PrinterProfile, Protocol
+from spoonprint.errors import ConfigError
+
+DEFAULT_CONFIG = Path("spoonprint.toml")
+DEFAULT_TCP_PORT = 9100
+_CONFIG_FILE: ContextVar[Path | None] = ContextVar("spoonprint_config_file", default=None)
+Seconds = Annotated[float, Field(gt=0, le=3600)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Section):
+    host: str = "0.0.0.0"
+    port: int = Field(8080, ge=1, le=65535)
+    data_dir: Path = Path("./spoonprint-data")
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    log_level: str = Field("info", pattern="^(debug|info|warning|error)$")
+
+
+class DeliverySettings(_Section):
+    connect_timeout: Seconds = 3.0
+    write_timeout: Seconds = 3.0
+    status_timeout: Seconds = 3.0
+    #: First retry delay after a failed attempt; doubles per attempt up to retry_max.
+    retry_initial: Seconds = 1.0
+    retry_max: Seconds = 30.0
+
+
+class PrinterConfig(_Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    uri: str
+    protocol: Protocol = Protocol.ESCPOS
+    width: int = Field(576, ge=128, le=832)
+    text_encoding: str = "cp437"
+    cut: bool = True
+    #: Ask the printer for its status after each ticket; a ticket counts as printed when it answers.
+    confirm: bool = True
+
+    @field_validator("uri")
+    @classmethod
+    def _known_scheme(cls, uri: str) -> str:
+        tcp_address(uri)
+        return uri
+
+    @field_validator("text_encoding")
+    @classmethod
+    def _known_encoding(cls, name: str) -> str:
+        try:
+            codecs.lookup(name)
+        except LookupError:
+            raise ValueError(f"unknown encoding {name!r}") from None
+        return name
+
+    def profile(self) -> PrinterProfile:
+        return PrinterProfile(
+            protocol=self.protocol,
+            width_dots=self.width,
+            text_encoding=self.text_encoding,
+            cut=self.cut,
+        )
+
+
+def tcp_address(uri: str) -> tuple[str, int]:
+    """(host, port) of a ``tcp://HOST[:PORT]`` printer address; ValueError otherwise."""
+    parts = urlsplit(uri)
+    if parts.scheme != "tcp" or not parts.hostname:
+        raise ValueError(f"printer uri must look like tcp://HOST[:PORT], got {uri!r}")
+    try:
+        port = parts.port or DEFAULT_TCP_PORT
+    except ValueError:
+        raise ValueError(f"bad port in printer uri {uri!r}") from None
+    return parts.hostname, port
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SPOONPRINT_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    server: ServerSettings = ServerSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    printers: list[PrinterConfig] = []
+    api_key: SecretStr | None = None
+
+    @field_validator("printers")
+    @classmethod
+    def _unique_names(cls, printers: list[PrinterConfig]) -> list[PrinterConfig]:
+        names = [p.name for p in printers]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"printer names must be unique, repeated: {', '.join(duplicates)}")
+        return printers
+
+    @field_validator("api_key")
+    @classmethod
+    def _long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value()) < 16:
+            raise ValueError("an API key must be at least 16 characters")
+        return key
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = _CONFIG_FILE.get()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+@contextmanager
+def _reading(path: Path | None) -> Iterator[None]:
+    token = _CONFIG_FILE.set(path)
+    try:
+        yield
+    finally:
+        _CONFIG_FILE.reset(token)
+
+
+def load_settings(path: Path | None = None, *, required: bool = False) -> Settings:
+    """Settings from ``path`` (default ./spoonprint.toml) and the environment.
+
+    Raises ConfigError naming the offending key. Relative ``data_dir`` is taken from the config
+    file's folder, so a service started elsewhere finds the same data.
+    """
+    path = path or DEFAULT_CONFIG
+    if not path.exists():
+        if required:
+            raise ConfigError(f"config file {path} not found: run 'spoonprint init' first")
+        path_used = None
+    else:
+        path_used = path
+    try:
+        with _reading(path_used):
+            settings = Settings()
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, path_used)) from None
+    except ValueError as exc:  # TOML syntax errors
+        raise ConfigError(f"{path}: {exc}") from None
+    base = path.resolve().parent if path_used else Path.cwd()
+    if not settings.server.data_dir.is_absolute():
+        settings.server.data_dir = (base / settings.server.data_dir).resolve()
+    return settings
+
+
+def describe_validation_error(exc: ValidationError, path: Path | None) -> str:
+    where = f" in {path}" if path else ""
+    lines = [f"invalid configuration{where}:"]
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        key = re.sub(r"\.(\d+)(\.|$)", r"[\1]\2", key)
+        lines.append(f"  {key}: {error['msg']}")
+    return "\n".join(lines)

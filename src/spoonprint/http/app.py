@@ -1,0 +1,200 @@
+"""The HTTP API: ``create_app(services)`` builds the FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from spoonprint import __version__
+from spoonprint.app import Services
+from spoonprint.domain.job import NewJob
+from spoonprint.http.auth import require_key
+from spoonprint.http.errors import install_error_handlers
+from spoonprint.http.limits import BodySizeLimitMiddleware
+from spoonprint.http.schemas import (
+    AcceptedOut,
+    ErrorOut,
+    JobOut,
+    PrinterOut,
+    PrintRequest,
+    PublicPrinterOut,
+    StatusOut,
+    TestPrintRequest,
+)
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 404, 413, 415, 422, 503)
+}
+
+
+def require_json(request: Request) -> None:
+    """415 for a request body that is not declared as JSON."""
+    has_body = request.headers.get("content-length", "0") != "0" or (
+        "transfer-encoding" in request.headers
+    )
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if has_body and not (media == "application/json" or media.endswith("+json")):
+        raise HTTPException(415, "send the order as JSON with Content-Type: application/json")
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def create_app(services: Services) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await services.start()
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    app = FastAPI(
+        title="spoonprint",
+        version=__version__,
+        description="Print server for restaurant order tickets.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        responses=_ERRORS,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=services.settings.server.max_body_bytes)
+    app.include_router(_public_routes())
+    app.include_router(_private_routes(app), dependencies=[Depends(require_key)])
+    return app
+
+
+def _public_routes() -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/status", response_model=StatusOut, tags=["status"])
+    def status(request: Request) -> StatusOut:
+        """Is the server up, and how are its printers? Public: no order data, no addresses."""
+        services = services_of(request)
+        queued = services.queued_by_printer()
+        printers = [
+            PublicPrinterOut(name=name, online=worker.state.online, queued=queued.get(name, 0))
+            for name, worker in services.printers.items()
+        ]
+        return StatusOut(
+            version=services.version,
+            uptime_seconds=round(datetime.now().timestamp() - services.started_at, 3),
+            queue_depth=sum(queued.values()),
+            printers=printers,
+        )
+
+    return router
+
+
+def _private_routes(app: FastAPI) -> APIRouter:
+    router = APIRouter()
+
+    @router.post(
+        "/print",
+        status_code=202,
+        response_model=AcceptedOut,
+        dependencies=[Depends(require_json)],
+        tags=["jobs"],
+        responses={200: {"model": AcceptedOut, "description": "Already accepted earlier"}},
+    )
+    async def print_order(
+        order: PrintRequest,
+        request: Request,
+        response: Response,
+        idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=128),
+    ) -> AcceptedOut:
+        """Accept an order. It is on disk before this answers 202; the same ``order_id`` or
+        ``Idempotency-Key`` again answers 200 with the first job and prints nothing more."""
+        services = services_of(request)
+        printer = services.printer_name(order.printer)
+        new = NewJob(printer, order.payload(), order.copies, order.order_id, idempotency_key)
+        job_id, created = await run_in_threadpool(services.accept, new)
+        job = services.store.get(job_id) if not created else None
+        if created:
+            services.notify(printer)
+        else:
+            response.status_code = 200
+        response.headers["Location"] = f"/jobs/{job_id}"
+        return AcceptedOut(
+            job_id=job_id,
+            state=job.state if job else "queued",
+            printer=job.printer if job else printer,
+            duplicate=not created,
+        )
+
+    @router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
+    def get_job(job_id: int, request: Request) -> JobOut:
+        """A job with its full history."""
+        store = services_of(request).store
+        return JobOut.of(store.get(job_id), store.events(job_id))
+
+    @router.get("/queue", response_model=list[JobOut], tags=["jobs"])
+    def queue(request: Request, printer: str | None = None) -> list[JobOut]:
+        """Jobs waiting to print, oldest first."""
+        services = services_of(request)
+        if printer is not None:
+            services.printer_name(printer)
+        return [JobOut.of(job) for job in services.store.pending(printer)]
+
+    @router.get("/printers", response_model=list[PrinterOut], tags=["printers"])
+    def printers(request: Request) -> list[PrinterOut]:
+        services = services_of(request)
+        queued = services.queued_by_printer()
+        return [
+            PrinterOut(
+                name=name,
+                uri=services.configs[name].uri,
+                protocol=services.configs[name].protocol.value,
+                default=name == services.default_printer,
+                online=worker.state.online,
+                last_error=worker.state.last_error,
+                queued=queued.get(name, 0),
+            )
+            for name, worker in services.printers.items()
+        ]
+
+    @router.post(
+        "/test-print",
+        status_code=202,
+        response_model=AcceptedOut,
+        dependencies=[Depends(require_json)],
+        tags=["printers"],
+    )
+    async def test_print(request: Request, body: TestPrintRequest | None = None) -> AcceptedOut:
+        """Print a test ticket on a printer (the default printer if none is named)."""
+        services = services_of(request)
+        printer = services.printer_name(body.printer if body else None)
+        text = "\n".join(
+            [
+                "spoonprint test page",
+                f"printer: {printer}",
+                f"time: {datetime.now().astimezone():%Y-%m-%d %H:%M:%S %Z}",
+                "If you can read this, printing works.",
+            ]
+        )
+        new = NewJob(printer, {"text": text})
+        job_id, _ = await run_in_threadpool(services.accept, new)
+        services.notify(printer)
+        return AcceptedOut(job_id=job_id, state="queued", printer=printer, duplicate=False)
+
+    @router.get("/openapi.json", include_in_schema=False)
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @router.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="spoonprint API")
+
+    return router

@@ -1,0 +1,28 @@
+"""API key check for every route but the public status.
+
+The key comes in the ``X-API-Key`` header, or as the password of HTTP Basic auth, so that a
+browser can open ``/docs`` after its own sign-in prompt.
+"""
+
+from __future__ import annotations
+
+from fastapi import HTTPException, Request, Security
+from fastapi.security import APIKeyHeader, HTTPBasic, HTTPBasicCredentials
+
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+basic_auth = HTTPBasic(auto_error=False, realm="spoonprint")
+
+
+def require_key(
+    request: Request,
+    key: str | None = Security(api_key_header),
+    basic: HTTPBasicCredentials | None = Security(basic_auth),
+) -> str:
+    """The name of the key the request presented; 401 without a valid one."""
+    presented = key or (basic.password if basic else None)
+    name = request.app.state.services.auth.identify(presented)
+    if name is None:
+        detail = "wrong API key" if presented else "send your API key in the X-API-Key header"
+        raise HTTPException(401, detail, headers={"WWW-Authenticate": 'Basic realm="spoonprint"'})
+    request.state.key_name = name
+    return str(name)

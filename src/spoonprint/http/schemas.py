@@ -1,0 +1,151 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from spoonprint.domain.job import Job, JobEvent, JobState
+
+MAX_TEXT = 20_000
+
+
+class PrintRequest(BaseModel):
+    """An order to print: plain ``text`` or a ``receipt`` object (exactly one)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"text": "Hello World Test"},
+                {
+                    "order_id": "A-1023",
+                    "receipt": {
+                        "title": "HK Savor Spoon",
+                        "order_no": "A-1023",
+                        "table": "12",
+                        "items": [{"name": "BBQ Pork Rice", "name_zh": "叉燒飯", "qty": 2}],
+                        "total": "96.00",
+                        "currency": "HK$",
+                    },
+                },
+            ]
+        },
+    )
+
+    text: str | None = Field(None, max_length=MAX_TEXT, description="Plain text, one line each")
+    receipt: dict[str, Any] | None = Field(None, description="A receipt or kitchen ticket")
+    printer: str | None = Field(None, description="Printer name; the first printer if omitted")
+    copies: int = Field(1, ge=1, le=10)
+    order_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="The shop's order id; sending the same id again returns the first job",
+    )
+
+    @model_validator(mode="after")
+    def _one_content(self) -> PrintRequest:
+        if (self.text is None) == (self.receipt is None):
+            raise ValueError("give exactly one of 'text' or 'receipt'")
+        return self
+
+    def payload(self) -> dict[str, Any]:
+        if self.receipt is not None:
+            return {"receipt": self.receipt}
+        return {"text": self.text}
+
+
+class TestPrintRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    printer: str | None = None
+
+
+class EventOut(BaseModel):
+    at: datetime
+    from_state: JobState | None
+    to_state: JobState
+    detail: str
+
+    @classmethod
+    def of(cls, event: JobEvent) -> EventOut:
+        return cls(
+            at=_time(event.at),
+            from_state=event.from_state,
+            to_state=event.to_state,
+            detail=event.detail,
+        )
+
+
+class JobOut(BaseModel):
+    id: int
+    state: JobState
+    printer: str
+    copies: int
+    order_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    printed_at: datetime | None
+    attempts: int
+    last_error: str | None
+    maybe_printed: bool = Field(description="An earlier attempt may have printed it: REPRINT")
+    events: list[EventOut] | None = None
+
+    @classmethod
+    def of(cls, job: Job, events: list[JobEvent] | None = None) -> JobOut:
+        return cls(
+            id=job.id,
+            state=job.state,
+            printer=job.printer,
+            copies=job.copies,
+            order_id=job.order_id,
+            created_at=_time(job.created_at),
+            updated_at=_time(job.updated_at),
+            printed_at=_time(job.printed_at) if job.printed_at else None,
+            attempts=job.attempts,
+            last_error=job.last_error,
+            maybe_printed=job.maybe_printed,
+            events=[EventOut.of(e) for e in events] if events is not None else None,
+        )
+
+
+class AcceptedOut(BaseModel):
+    job_id: int
+    state: JobState
+    printer: str
+    duplicate: bool = Field(description="True when this order was already accepted earlier")
+
+
+class PrinterOut(BaseModel):
+    name: str
+    uri: str
+    protocol: str
+    default: bool
+    online: bool | None = Field(description="None until the printer has been tried")
+    last_error: str | None
+    queued: int
+
+
+class PublicPrinterOut(BaseModel):
+    name: str
+    online: bool | None
+    queued: int
+
+
+class StatusOut(BaseModel):
+    status: Literal["ok"] = "ok"
+    version: str
+    uptime_seconds: float
+    queue_depth: int
+    printers: list[PublicPrinterOut]
+
+
+class ErrorOut(BaseModel):
+    error: str
+    detail: Any = None
+
+
+def _time(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
