@@ -62,7 +62,7 @@ from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Self, TypeVar, cast
 
 from spoonprint.emulator.escpos_text import Kind, decode_escpos, has_printable_content, tokenize
 
@@ -184,12 +184,13 @@ class _PrinterConnection(asyncio.Protocol):
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        self._peer = transport.get_extra_info("peername")
+        # A stream server always hands over a full transport; uvloop's is not a subclass of
+        # asyncio.Transport, so this is a cast, not an isinstance check.
+        self._transport = cast(asyncio.Transport, transport)
+        self._peer = self._transport.get_extra_info("peername")
         self._printer._connections.add(self)
         if self._printer.mode is PrinterMode.BLACKHOLE:
-            transport.pause_reading()
+            self._transport.pause_reading()
         log.debug("virtual printer: connection from %s", self._peer)
 
     def data_received(self, data: bytes) -> None:

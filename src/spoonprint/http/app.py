@@ -34,7 +34,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def require_json(request: Request) -> None:
+async def require_json(request: Request) -> None:
     """415 for a request body that is not declared as JSON."""
     has_body = request.headers.get("content-length", "0") != "0" or (
         "transfer-encoding" in request.headers
