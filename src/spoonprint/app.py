@@ -13,7 +13,7 @@ from spoonprint.config import PrinterConfig, Settings, tcp_address
 from spoonprint.db import DB_FILENAME, connect
 from spoonprint.delivery.retry import RetryPolicy
 from spoonprint.delivery.worker import PrinterWorker
-from spoonprint.domain.job import JobState, NewJob
+from spoonprint.domain.job import Job, JobState, NewJob
 from spoonprint.emulator.virtual_printer import VirtualPrinter
 from spoonprint.errors import UnknownPrinter
 from spoonprint.queue.sqlite import SqliteJobStore
@@ -49,13 +49,13 @@ class Services:
             raise UnknownPrinter(f"no printer named {name!r}; printers: {', '.join(self.printers)}")
         return name
 
-    def accept(self, new: NewJob) -> tuple[int, bool]:
-        """Commit an order (blocking: call from a thread). Returns (job id, created)."""
-        job, created = self.store.enqueue(new)
-        return job.id, created
-
-    def notify(self, printer: str) -> None:
-        self.printers[printer].wake()
+    async def accept(self, new: NewJob) -> tuple[Job, bool]:
+        """Commit an order (in a worker thread: the commit waits for the disk), then wake its
+        printer's worker. Returns the job and whether it is new (False: a duplicate)."""
+        job, created = await asyncio.to_thread(self.store.enqueue, new)
+        if created:
+            self.printers[job.printer].wake()
+        return job, created
 
     def queued_by_printer(self) -> dict[str, int]:
         counts = dict.fromkeys(self.printers, 0)

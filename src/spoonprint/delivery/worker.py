@@ -50,6 +50,8 @@ class PrinterWorker:
     retry: RetryPolicy = RetryPolicy()
     confirm: bool = True
     state: PrinterState = field(default_factory=PrinterState)
+    #: Notified after every attempt, whatever its outcome, for whoever watches this printer.
+    progress: asyncio.Condition = field(default_factory=asyncio.Condition, init=False)
     _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
@@ -69,7 +71,10 @@ class PrinterWorker:
                 if job is None:
                     await self._wake.wait()
                     continue
-                if not await self._attempt(job):
+                finished = await self._attempt(job)
+                async with self.progress:
+                    self.progress.notify_all()
+                if not finished:
                     await self._backoff()
             except StoreError:
                 log.exception("printer %s: job store error; will try again", self.name)

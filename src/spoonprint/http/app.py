@@ -10,7 +10,6 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from spoonprint import __version__
 from spoonprint.app import Services
@@ -120,19 +119,11 @@ def _private_routes(app: FastAPI) -> APIRouter:
         services = services_of(request)
         printer = services.printer_name(order.printer)
         new = NewJob(printer, order.payload(), order.copies, order.order_id, idempotency_key)
-        job_id, created = await run_in_threadpool(services.accept, new)
-        job = services.store.get(job_id) if not created else None
-        if created:
-            services.notify(printer)
-        else:
+        job, created = await services.accept(new)
+        if not created:
             response.status_code = 200
-        response.headers["Location"] = f"/jobs/{job_id}"
-        return AcceptedOut(
-            job_id=job_id,
-            state=job.state if job else "queued",
-            printer=job.printer if job else printer,
-            duplicate=not created,
-        )
+        response.headers["Location"] = f"/jobs/{job.id}"
+        return AcceptedOut.of(job, duplicate=not created)
 
     @router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
     def get_job(job_id: int, request: Request) -> JobOut:
@@ -184,10 +175,8 @@ def _private_routes(app: FastAPI) -> APIRouter:
                 "If you can read this, printing works.",
             ]
         )
-        new = NewJob(printer, {"text": text})
-        job_id, _ = await run_in_threadpool(services.accept, new)
-        services.notify(printer)
-        return AcceptedOut(job_id=job_id, state="queued", printer=printer, duplicate=False)
+        job, _ = await services.accept(NewJob(printer, {"text": text}))
+        return AcceptedOut.of(job, duplicate=False)
 
     @router.get("/openapi.json", include_in_schema=False)
     def openapi() -> JSONResponse:

@@ -117,6 +117,10 @@ class AcceptedOut(BaseModel):
     printer: str
     duplicate: bool = Field(description="True when this order was already accepted earlier")
 
+    @classmethod
+    def of(cls, job: Job, *, duplicate: bool) -> AcceptedOut:
+        return cls(job_id=job.id, state=job.state, printer=job.printer, duplicate=duplicate)
+
 
 class PrinterOut(BaseModel):
     name: str

@@ -6,7 +6,6 @@ next sends with a given error, exactly where a real transport would raise.
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 
 from spoonprint.errors import PrinterError
@@ -22,7 +21,6 @@ class MemoryTransport:
         self.sent: list[bytes] = []
         self.queries: list[bytes] = []
         self._failures: deque[PrinterError] = deque()
-        self._sent_event = asyncio.Event()
 
     def fail_next(self, *errors: PrinterError) -> None:
         """The next ``len(errors)`` sends raise these, in order."""
@@ -32,7 +30,6 @@ class MemoryTransport:
         if self._failures:
             raise self._failures.popleft()
         self.sent.append(data)
-        self._sent_event.set()
         if query is None:
             return None
         return await self.ask(query)
@@ -40,10 +37,3 @@ class MemoryTransport:
     async def ask(self, query: StatusQuery) -> bytes:
         self.queries.append(query.request)
         return self.status[: query.reply_size]
-
-    async def wait_for_sent(self, count: int, timeout: float = 5.0) -> list[bytes]:
-        async with asyncio.timeout(timeout):
-            while len(self.sent) < count:
-                self._sent_event.clear()
-                await self._sent_event.wait()
-        return list(self.sent)
