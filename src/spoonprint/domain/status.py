@@ -1,22 +1,45 @@
-"""Printer status: ESC/POS real-time status (DLE EOT n) requests and their decoding.
+"""Printer status: the questions each printer dialect understands and what the answers mean.
 
-A valid reply byte has bit 1 and bit 4 set and bit 0 and bit 7 clear (``0xx1xx10``).
-n=1 printer status: bit 3 offline. n=2 offline cause: bit 2 cover open, bit 5 paper end stop,
-bit 6 error.
+ESC/POS real-time status (DLE EOT n): a reply byte has bit 1 and bit 4 set and bit 0 and bit 7
+clear (``0xx1xx10``). n=1 printer status: bit 3 offline. n=2 offline cause: bit 2 cover open,
+bit 5 paper end stop, bit 6 error.
+
+Star automatic status (ASB), asked with ESC ACK SOH (``1B 06 01``): byte 1 is a header whose
+bits 1-3 and 5-6 give the total length (``0x23`` -> 9 bytes). Byte 3: bit 5 cover open, bit 3
+offline. Byte 4: bit 5 unrecoverable error, bit 3 cutter error, bit 2 mechanical error. Byte 6:
+bit 3 paper empty.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from spoonprint.domain.profile import Protocol
 
 STATUS_PRINTER = b"\x10\x04\x01"
 STATUS_OFFLINE_CAUSE = b"\x10\x04\x02"
+STAR_STATUS = b"\x1b\x06\x01"
 
 
 @dataclass(frozen=True)
 class PrinterStatus:
     online: bool
     problem: str = ""
+
+
+@dataclass(frozen=True)
+class StatusDialect:
+    """How to ask one kind of printer whether it is fine, and how to read the answer."""
+
+    request: bytes
+    #: Bytes to read first; ``total`` (if any) says from them how long the whole reply is.
+    first: int
+    total: Callable[[bytes], int] | None
+    decode: Callable[[bytes], PrinterStatus]
+    #: A second question that explains an offline answer (ESC/POS only).
+    cause_request: bytes | None = None
+    decode_with_cause: Callable[[bytes, bytes], PrinterStatus] | None = None
 
 
 def is_status_byte(value: int) -> bool:
@@ -42,3 +65,43 @@ def _offline_cause(cause: int | None) -> str:
     if cause & 0x40:
         return "printer error"
     return "printer reports offline"
+
+
+def asb_length(header: bytes) -> int:
+    """Total ASB length from its first byte."""
+    h = header[0]
+    return ((h >> 1) & 0x07) | (((h >> 5) & 0x03) << 3)
+
+
+def decode_star_asb(asb: bytes) -> PrinterStatus:
+    if len(asb) < 6 or not asb[0] & 0x01 or asb[0] & 0x10:
+        return PrinterStatus(False, f"unexpected status reply {asb.hex(' ')}")
+    state, errors, paper = asb[2], asb[3], asb[5]
+    if state & 0x20:
+        return PrinterStatus(False, "cover open")
+    if paper & 0x08:
+        return PrinterStatus(False, "paper out")
+    if errors & 0x08:
+        return PrinterStatus(False, "cutter error")
+    if errors & 0x24:
+        return PrinterStatus(False, "printer error")
+    if state & 0x08:
+        return PrinterStatus(False, "printer reports offline")
+    return PrinterStatus(True)
+
+
+ESCPOS_DIALECT = StatusDialect(
+    request=STATUS_PRINTER,
+    first=1,
+    total=None,
+    decode=lambda reply: decode_printer_status(reply[0]),
+    cause_request=STATUS_OFFLINE_CAUSE,
+    decode_with_cause=lambda reply, cause: decode_printer_status(reply[0], cause[0]),
+)
+STAR_DIALECT = StatusDialect(request=STAR_STATUS, first=1, total=asb_length, decode=decode_star_asb)
+
+
+def status_dialect(protocol: Protocol) -> StatusDialect:
+    if protocol in (Protocol.STAR_GRAPHIC, Protocol.STAR_LINE):
+        return STAR_DIALECT
+    return ESCPOS_DIALECT

@@ -1,22 +1,37 @@
-"""A virtual ESC/POS network printer (raw TCP, like port 9100), for tests, demos and as the default
-printer when none is configured.
+"""A virtual network printer (raw TCP, like port 9100) speaking ESC/POS or, as a graphics-only
+Star TSP100/TSP143, Star Graphic Mode; for tests, demos and as the default printer when none is
+configured.
 
-It reads the byte stream of every connection, answers real-time status requests, cuts the stream
-into tickets at each cut command, and keeps each ticket in :attr:`VirtualPrinter.tickets` and,
-if ``out_dir`` is given, as ``NNNNNN-YYYYmmdd-HHMMSS.bin`` (raw bytes) and ``.txt``
-(:func:`~spoonprint.emulator.escpos_text.decode_escpos` rendering) files. NNNNNN continues from
-the highest number already in the folder; one printer per folder is assumed. Tickets are small,
-so the files are written with plain blocking writes on the event loop thread.
+It reads the byte stream of every connection, answers status requests, cuts the stream into
+tickets, and keeps each ticket in :attr:`VirtualPrinter.tickets` and, if ``out_dir`` is given, as
+``NNNNNN-YYYYmmdd-HHMMSS.bin`` (raw bytes), ``.txt`` (readable text) and ``.png`` (a picture of
+the paper, when anything was printed) files. NNNNNN continues from the highest number already in
+the folder; one printer per folder is assumed. Tickets are small, so they are drawn and saved
+with plain blocking calls on the event loop thread.
 
-Bytes left when a connection closes become a ticket too, unless they would print nothing (only
-whitespace, feeds, ``ESC @`` or settings). ``DLE EOT`` status requests are answered at once and
-are not part of ticket data. Requests are found with the same tokenizer as tickets, so ``10 04 n``
-inside an image or QR payload is image data and gets no reply (a real Epson answers those unless
-real-time commands are disabled with ``GS ( D``; answering would only confuse senders).
+Protocols (``protocol``, with ``width`` the printable width in dots, 576 by default):
+
+* ``escpos``: tickets end at each cut command (see :mod:`~spoonprint.emulator.escpos_text`).
+  The ``.txt`` is :func:`~spoonprint.emulator.escpos_text.decode_escpos`; the picture is
+  :func:`~spoonprint.emulator.escpos_paper.render_escpos_paper` (``GS v 0`` images exact, text in
+  spoonprint's typeface as an approximation of the printer font).
+* ``star-graphic``: tickets end where the printer cuts or ends the raster job (``ESC FF EOT``,
+  ``ESC * r B``, ...; see :mod:`~spoonprint.emulator.star_raster`). The picture is the raster rows
+  exactly; the ``.txt`` says ``[raster WxH]``. Text and ESC/POS bytes print nothing on these
+  printers: they are counted, and the ``.txt`` of the ticket they arrived in adds
+  ``[ignored N bytes of non-raster data]``; if they make no ticket (no rows), a warning is
+  logged instead, since they usually mean a sender speaking the wrong protocol.
+
+Bytes left when a connection closes become a ticket too, unless they would print nothing (ESC/POS:
+only whitespace, feeds, ``ESC @`` or settings; Star: no rows). Status
+requests are answered at once and are not part of ticket data. They are found with the same
+tokenizer as tickets, so ``10 04 n`` or ``1B 06 01`` inside image data is image data and gets no
+reply (a real Epson answers those unless real-time commands are disabled with ``GS ( D``;
+answering would only confuse senders).
 
 Modes (:class:`PrinterMode`):
 
-* ``online``: prints; every status reply is ``0x12``.
+* ``online``: prints; status replies report no fault.
 * ``offline``: power off. The listening socket is closed, so connections are refused, and open
   connections are dropped; going back online listens again on the same port.
 * ``paper-out`` and ``cover-open``: connections are accepted and read, status replies report the
@@ -25,8 +40,8 @@ Modes (:class:`PrinterMode`):
 * ``blackhole``: connections are accepted but never read (reading is paused, so the sender's
   writes block once the socket buffers fill) and nothing is answered.
 
-``DLE EOT n`` replies. Every reply has the fixed pattern ``0xx1xx10`` (bit1 and bit4 set, bit0
-and bit7 clear), hence the base ``0x12``. Checked against /work/shared/PROTOCOLS.md and, as a
+ESC/POS ``DLE EOT n`` replies. Every reply has the fixed pattern ``0xx1xx10`` (bit1 and bit4 set,
+bit0 and bit7 clear), hence the base ``0x12``. Checked against /work/shared/PROTOCOLS.md and, as a
 second source, the Epson DLE EOT reference as implemented by the ``escpos`` Rust crate
 (``src/domain/status.rs``: the pattern check; n=1 bit3 offline; n=2 bit2 cover open, bit5 stopped
 by paper end; n=4 bits 5-6 paper end). The ``hardless-http-dialects`` crate documents 0x1A, 0x32
@@ -46,6 +61,32 @@ cover-open  0x1A   0x16   0x12   0x12
   emulator has no near-end sensor state.
 
 Other ``n`` (ink, peeler, interface status) get no reply, as on a printer without that hardware.
+
+Star ``ESC ACK SOH`` (``1B 06 01``) replies: the 9-byte automatic status (ASB) of the TSP100
+family, from Star's "STAR Graphic Mode Command Specifications" Rev. 2.31, Appendix 1, checked
+against an open-source ASB parser (``parse_asb``: length from header bits 1-3 and 5-6, the same
+status bits and ETB counter packing) and PROTOCOLS.md:
+
+* byte 1, header 1 ``0x23``: bit0 = 1 and bit4 = 0 mark a header; bits 1-3 and 5-6 hold the total
+  length, ``0b0100001`` -> 9 bytes.
+* byte 2, header 2 ``0x06``: status version 3 (bits 1-3 and 5); bit7 clear, so no Ethernet
+  "extended status" length follows (Appendix 2; not emulated).
+* byte 3: bit5 cover open, bit3 offline, bit1 ETB executed since the last status sent (cleared
+  by sending it), bit2 drawer (compulsion) switch, left 0.
+* byte 4: bit6 head too hot, bit5 unrecoverable error, bit3 auto-cutter error: always 0 here.
+* byte 6: bit3 paper end (the TSP100 has no near-end sensor).
+* byte 8: the 5-bit ETB counter in bits 1-3 (counter bits 0-2) and 5-6 (bits 3-4); bits 0, 4 and
+  7 are fixed 0. ``ETB`` (``17``) adds one, wrapping 31 -> 0, but only while online (an offline
+  printer does not process data); ``ESC RS E n`` clears it.
+* bytes 5, 7 and 9 are 0.
+
+=========== =========================================
+mode        ASB (ETB counter 0)
+=========== =========================================
+online      ``23 06 00 00 00 00 00 00 00``
+paper-out   ``23 06 08 00 00 08 00 00 00``
+cover-open  ``23 06 28 00 00 00 00 00 00``
+=========== =========================================
 """
 
 from __future__ import annotations
@@ -64,13 +105,37 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar, cast
 
-from spoonprint.emulator.escpos_text import Kind, decode_escpos, has_printable_content, tokenize
+from PIL import Image
 
-__all__ = ["PrinterMode", "Ticket", "VirtualPrinter", "VirtualPrinterThread", "status_reply"]
+from spoonprint.emulator.escpos_paper import render_escpos_paper
+from spoonprint.emulator.escpos_text import Kind, decode_escpos, has_printable_content, tokenize
+from spoonprint.emulator.star_raster import (
+    StarKind,
+    StarPage,
+    StarPaper,
+    StarToken,
+    ends_job,
+    tokenize_star,
+)
+from spoonprint.render.bitimage import row_bytes, rows_image
+
+__all__ = [
+    "PROTOCOLS",
+    "PrinterMode",
+    "Ticket",
+    "VirtualPrinter",
+    "VirtualPrinterThread",
+    "star_asb",
+    "status_reply",
+]
 
 log = logging.getLogger(__name__)
 
-_TICKET_FILE = re.compile(r"^(\d{6,})-\d{8}-\d{6}\.(?:bin|txt)$")
+#: What the virtual printer can be: an ESC/POS printer or a graphics-only Star TSP100/TSP143.
+PROTOCOLS = ("escpos", "star-graphic")
+DEFAULT_WIDTH = 576
+
+_TICKET_FILE = re.compile(r"^(\d{6,})-\d{8}-\d{6}\.(?:bin|txt|png)$")
 _THREAD_CALL_TIMEOUT = 30.0
 
 _T = TypeVar("_T")
@@ -98,12 +163,37 @@ def status_reply(mode: PrinterMode, n: int) -> int | None:
     return _STATUS_REPLIES.get(mode, {}).get(n)
 
 
+_ASB_HEADER = bytes([0x23, 0x06])
+_ASB_ETB_EXECUTED = 0x02
+# Byte 3 (printer state) and byte 6 (paper) of the ASB by mode.
+_ASB_FAULTS: dict[PrinterMode, tuple[int, int]] = {
+    PrinterMode.ONLINE: (0x00, 0x00),
+    PrinterMode.PAPER_OUT: (0x08, 0x08),  # offline, paper end
+    PrinterMode.COVER_OPEN: (0x28, 0x00),  # cover open, offline
+}
+
+
+def star_asb(mode: PrinterMode, etb_counter: int = 0, etb_executed: bool = False) -> bytes | None:
+    """The ASB a Star TSP100 in ``mode`` sends for ``ESC ACK SOH``, or None when it is silent."""
+    faults = _ASB_FAULTS.get(mode)
+    if faults is None:
+        return None
+    state, paper = faults
+    if etb_executed:
+        state |= _ASB_ETB_EXECUTED
+    counter = etb_counter % 32
+    etb_bits = (counter & 0x07) << 1 | (counter & 0x18) << 2
+    return _ASB_HEADER + bytes([state, 0, 0, paper, 0, etb_bits, 0])
+
+
 @dataclass(frozen=True)
 class Ticket:
     """One printed ticket. Times are ``time.perf_counter()`` values.
 
-    ``path`` is the saved ``.bin`` file (its ``.txt`` rendering sits next to it), or None when
-    there is no ``out_dir`` or saving failed.
+    ``path`` is the saved ``.bin`` file (its ``.txt`` and ``.png`` sit next to it), or None when
+    there is no ``out_dir`` or saving failed. ``image`` is the picture of the paper (mode "1",
+    0 = ink; the printer's width, or on ESC/POS the widest image printed if that differs), or
+    None when nothing was printed or it could not be drawn.
     """
 
     data: bytes
@@ -111,6 +201,7 @@ class Ticket:
     first_byte_at: float
     completed_at: float
     path: Path | None
+    image: Image.Image | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -118,6 +209,8 @@ class _RawTicket:
     data: bytes
     first_byte_at: float
     completed_at: float
+    #: What a Star printer made of the data; None for ESC/POS, drawn when the ticket is kept.
+    page: StarPage | None = None
 
 
 @dataclass(frozen=True)
@@ -125,9 +218,27 @@ class _StatusRequest:
     n: int
 
 
+@dataclass(frozen=True)
+class _AsbRequest:
+    """Star ``ESC ACK SOH``."""
+
+
+@dataclass(frozen=True)
+class _Etb:
+    """Star ``ETB``: count one more (when online)."""
+
+
+@dataclass(frozen=True)
+class _EtbClear:
+    """Star ``ESC RS E n``: clear the ETB counter and status."""
+
+
+_Event = _StatusRequest | _AsbRequest | _Etb | _EtbClear | _RawTicket
+
+
 @dataclass
-class _StreamAssembler:
-    """Per-connection parsing state, free of I/O: chunks in, status requests and tickets out.
+class _ChunkBuffer:
+    """Bytes received but not yet read as whole commands, and the ticket they go into.
 
     ``pending`` holds the start of a command whose remaining bytes have not arrived yet.
     """
@@ -137,12 +248,42 @@ class _StreamAssembler:
     pending: bytearray = field(default_factory=bytearray)
     pending_since: float = 0.0
 
-    def feed(self, chunk: bytes, now: float) -> list[_StatusRequest | _RawTicket]:
+    def _receive(self, chunk: bytes, now: float) -> int:
+        """Append ``chunk``; return how many pending bytes came from earlier chunks."""
         old_length = len(self.pending)
         if not old_length:
             self.pending_since = now
         self.pending += chunk
-        events: list[_StatusRequest | _RawTicket] = []
+        return old_length
+
+    def _keep(self, start: int, end: int, old_length: int, now: float) -> None:
+        if not self.ticket:
+            # A token that began in an earlier chunk arrived when that chunk did.
+            self.ticket_since = self.pending_since if start < old_length else now
+        self.ticket += self.pending[start:end]
+
+    def _consume(self, consumed: int, old_length: int, now: float) -> None:
+        if consumed:
+            if consumed >= old_length:
+                self.pending_since = now
+            del self.pending[:consumed]
+
+    def _leftover(self) -> tuple[bytes, float]:
+        since = self.ticket_since if self.ticket else self.pending_since
+        data = bytes(self.ticket + self.pending)
+        self.ticket.clear()
+        self.pending.clear()
+        return data, since
+
+
+@dataclass
+class _StreamAssembler(_ChunkBuffer):
+    """Per-connection ESC/POS parsing state, free of I/O: chunks in, status requests and
+    tickets out."""
+
+    def feed(self, chunk: bytes, now: float) -> list[_Event]:
+        old_length = self._receive(chunk, now)
+        events: list[_Event] = []
         consumed = 0
         for token in tokenize(self.pending):
             if token.kind is Kind.INCOMPLETE:
@@ -151,34 +292,101 @@ class _StreamAssembler:
             if token.kind is Kind.STATUS_REQUEST:
                 events.append(_StatusRequest(token.args[0]))
                 continue
-            if not self.ticket:
-                # A token that began in an earlier chunk arrived when that chunk did.
-                self.ticket_since = self.pending_since if token.start < old_length else now
-            self.ticket += self.pending[token.start : token.end]
+            self._keep(token.start, token.end, old_length, now)
             if token.kind is Kind.CUT:
                 events.append(_RawTicket(bytes(self.ticket), self.ticket_since, now))
                 self.ticket.clear()
-        if consumed:
-            if consumed >= old_length:
-                self.pending_since = now
-            del self.pending[:consumed]
+        self._consume(consumed, old_length, now)
         return events
 
     def finish(self, now: float) -> _RawTicket | None:
         """The ticket formed by whatever is left, if it would print anything."""
-        since = self.ticket_since if self.ticket else self.pending_since
-        data = bytes(self.ticket + self.pending)
-        self.ticket.clear()
-        self.pending.clear()
+        data, since = self._leftover()
         if not has_printable_content(data):
             return None
         return _RawTicket(data, since, now)
 
 
+@dataclass
+class _StarStreamAssembler(_ChunkBuffer):
+    """Per-connection Star Graphic Mode parsing state, free of I/O: chunks in; status
+    requests, ETB counter updates and tickets (with their rows) out.
+
+    A ticket whose paper ended at an execute command (``ESC FF EOT`` ...) is held until the
+    next token arrives, so that an ``ESC * r B`` ending the same job joins it (see
+    :func:`~spoonprint.emulator.star_raster.split_star_tickets`); any other token, a status
+    request included, or the end of the connection releases it first.
+    """
+
+    paper: StarPaper = field(default_factory=lambda: StarPaper(DEFAULT_WIDTH))
+    held: StarPage | None = None
+    held_at: float = 0.0
+
+    def feed(self, chunk: bytes, now: float) -> list[_Event]:
+        old_length = self._receive(chunk, now)
+        events: list[_Event] = []
+        consumed = 0
+        for token in tokenize_star(self.pending, raster=self.paper.raster):
+            if token.kind is StarKind.INCOMPLETE:
+                break
+            consumed = token.end
+            if self.held is not None:
+                joins = ends_job(token)
+                if joins:
+                    self._keep(token.start, token.end, old_length, now)
+                    self.paper.apply(token)
+                events.append(self._release(now if joins else self.held_at))
+                if joins:
+                    continue
+            events.extend(self._handle(token, old_length, now))
+        self._consume(consumed, old_length, now)
+        return events
+
+    def finish(self, now: float) -> _RawTicket | None:
+        """The held ticket (with any incomplete command bytes), else the ticket formed by
+        whatever is left if it has rows."""
+        if self.held is not None:
+            self.ticket += self.pending
+            self.pending.clear()
+            return self._release(self.held_at)
+        data, since = self._leftover()
+        page = self.paper.take()
+        if page.rows:
+            return _RawTicket(data, since, now, page)
+        if page.ignored:
+            log.warning(
+                "virtual printer (star-graphic): ignored %d bytes that are not Star raster "
+                "commands (text or ESC/POS?); they print nothing",
+                page.ignored,
+            )
+        return None
+
+    def _handle(self, token: StarToken, old_length: int, now: float) -> list[_Event]:
+        if token.kind is StarKind.STATUS_REQUEST:
+            return [_AsbRequest()]
+        events: list[_Event] = []
+        if token.kind is StarKind.ETB:
+            events.append(_Etb())
+        elif token.kind is StarKind.CLEAR_ETB:
+            events.append(_EtbClear())
+        self._keep(token.start, token.end, old_length, now)
+        if self.paper.apply(token):
+            self.held, self.held_at = self.paper.take(), now
+            if ends_job(token):
+                events.append(self._release(now))
+        return events
+
+    def _release(self, completed_at: float) -> _RawTicket:
+        ticket = _RawTicket(bytes(self.ticket), self.ticket_since, completed_at, self.held)
+        self.ticket.clear()
+        self.held = None
+        return ticket
+
+
 class _PrinterConnection(asyncio.Protocol):
     def __init__(self, printer: VirtualPrinter) -> None:
         self._printer = printer
-        self._assembler = _StreamAssembler()
+        self._assembler = printer._new_assembler()
         self._transport: asyncio.Transport | None = None
         self._peer: object = None
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -196,9 +404,13 @@ class _PrinterConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         for event in self._assembler.feed(data, time.perf_counter()):
             if isinstance(event, _StatusRequest):
-                self._answer(event.n)
-            else:
+                self._reply(status_reply(self._printer.mode, event.n))
+            elif isinstance(event, _AsbRequest):
+                self._reply_asb()
+            elif isinstance(event, _RawTicket):
                 self._printer._ticket_received(event)
+            else:
+                self._printer._etb_event(event)
 
     def eof_received(self) -> bool | None:
         # Returning None closes our side too, which makes connection_lost save what is left.
@@ -226,11 +438,19 @@ class _PrinterConnection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
-    def _answer(self, n: int) -> None:
-        reply = status_reply(self._printer.mode, n)
+    def _reply(self, reply: int | bytes | None) -> bool:
         # Writing to a transport the peer already reset only makes asyncio log warnings.
-        if reply is not None and self._transport is not None and not self._transport.is_closing():
-            self._transport.write(bytes([reply]))
+        if reply is None or self._transport is None or self._transport.is_closing():
+            return False
+        self._transport.write(bytes([reply]) if isinstance(reply, int) else reply)
+        return True
+
+    def _reply_asb(self) -> None:
+        printer = self._printer
+        asb = star_asb(printer.mode, printer.etb_counter, printer._etb_executed)
+        if self._reply(asb):
+            # The spec clears the "ETB executed" bit once it has been sent to the host.
+            printer._etb_executed = False
 
 
 def _next_sequence(folder: Path) -> int:
@@ -239,7 +459,11 @@ def _next_sequence(folder: Path) -> int:
 
 
 class VirtualPrinter:
-    """A virtual ESC/POS printer listening on ``host:port`` (port 0 picks a free port)."""
+    """A virtual printer listening on ``host:port`` (port 0 picks a free port).
+
+    ``protocol`` is ``"escpos"`` or ``"star-graphic"``; ``width`` the printable width in dots
+    (576 for 80 mm paper, 512, 384 ...), used for the pictures of the paper.
+    """
 
     def __init__(
         self,
@@ -249,10 +473,17 @@ class VirtualPrinter:
         encoding: str = "cp437",
         cjk_encoding: str = "big5hkscs",
         mode: PrinterMode = PrinterMode.ONLINE,
+        protocol: str = "escpos",
+        width: int = DEFAULT_WIDTH,
     ) -> None:
-        # Fail on a misspelt codec now rather than when the first ticket arrives.
+        # Fail on a misspelt codec, protocol or width now rather than at the first ticket.
         codecs.lookup(encoding)
         codecs.lookup(cjk_encoding)
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
+        row_bytes(width)
+        self.protocol = protocol
+        self.width = width
         self.host = host
         self.out_dir = out_dir
         self.encoding = encoding
@@ -266,10 +497,17 @@ class VirtualPrinter:
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._next_seq = 1
         self._running = False
+        self._etb_counter = 0
+        self._etb_executed = False
 
     @property
     def mode(self) -> PrinterMode:
         return self._mode
+
+    @property
+    def etb_counter(self) -> int:
+        """Star: ETB commands processed while online, modulo 32 (as the ASB reports it)."""
+        return self._etb_counter
 
     @property
     def port(self) -> int:
@@ -367,24 +605,52 @@ class VirtualPrinter:
             connection.abort()
         await asyncio.gather(*(connection.closed for connection in connections))
 
+    def _new_assembler(self) -> _StreamAssembler | _StarStreamAssembler:
+        if self.protocol == "star-graphic":
+            return _StarStreamAssembler(paper=StarPaper(self.width))
+        return _StreamAssembler()
+
+    def _etb_event(self, event: _Etb | _EtbClear) -> None:
+        if isinstance(event, _EtbClear):
+            self._etb_counter, self._etb_executed = 0, False
+        elif self._mode is PrinterMode.ONLINE:
+            self._etb_counter = (self._etb_counter + 1) % 32
+            self._etb_executed = True
+
     def _ticket_received(self, raw: _RawTicket) -> None:
         if self._mode is not PrinterMode.ONLINE:
             log.info("virtual printer (%s): discarded a %d-byte ticket", self._mode, len(raw.data))
             return
-        text = decode_escpos(raw.data, self.encoding, self.cjk_encoding)
-        path = self._save(raw.data, text)
-        self.tickets.append(Ticket(raw.data, text, raw.first_byte_at, raw.completed_at, path))
+        text, image = self._draw(raw)
+        path = self._save(raw.data, text, image)
+        ticket = Ticket(raw.data, text, raw.first_byte_at, raw.completed_at, path, image)
+        self.tickets.append(ticket)
         for count, future in self._waiters:
             if len(self.tickets) >= count and not future.done():
                 future.set_result(None)
 
-    def _save(self, data: bytes, text: str) -> Path | None:
+    def _draw(self, raw: _RawTicket) -> tuple[str, Image.Image | None]:
+        if raw.page is not None:
+            return _star_text(raw.page, self.width), _star_image(raw.page, self.width)
+        text = decode_escpos(raw.data, self.encoding, self.cjk_encoding)
+        try:
+            image = render_escpos_paper(
+                raw.data, self.width, encoding=self.encoding, cjk_encoding=self.cjk_encoding
+            )
+        except Exception:  # a drawing problem (e.g. no font) must not lose the ticket
+            log.exception("virtual printer: could not draw a ticket")
+            image = None
+        return text, image
+
+    def _save(self, data: bytes, text: str, image: Image.Image | None) -> Path | None:
         if self.out_dir is None:
             return None
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         try:
             path = self._create_unique(stamp, data)
             path.with_suffix(".txt").write_text(text, encoding="utf-8")
+            if image is not None:
+                image.save(path.with_suffix(".png"), format="PNG")
         except OSError as exc:
             log.error("virtual printer: could not save a ticket in %s: %s", self.out_dir, exc)
             return None
@@ -403,6 +669,19 @@ class VirtualPrinter:
             return path
 
 
+def _star_text(page: StarPage, width: int) -> str:
+    lines = []
+    if page.rows:
+        lines.append(f"[raster {width}x{len(page.rows)}]\n")
+    if page.ignored:
+        lines.append(f"[ignored {page.ignored} bytes of non-raster data]\n")
+    return "".join(lines)
+
+
+def _star_image(page: StarPage, width: int) -> Image.Image | None:
+    return rows_image(page.rows, width) if page.rows else None
+
+
 class VirtualPrinterThread:
     """A :class:`VirtualPrinter` running on its own event loop in a daemon thread.
 
@@ -418,8 +697,12 @@ class VirtualPrinterThread:
         encoding: str = "cp437",
         cjk_encoding: str = "big5hkscs",
         mode: PrinterMode = PrinterMode.ONLINE,
+        protocol: str = "escpos",
+        width: int = DEFAULT_WIDTH,
     ) -> None:
-        self.printer = VirtualPrinter(host, port, out_dir, encoding, cjk_encoding, mode)
+        self.printer = VirtualPrinter(
+            host, port, out_dir, encoding, cjk_encoding, mode, protocol, width
+        )
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested: asyncio.Event | None = None
@@ -438,6 +721,10 @@ class VirtualPrinterThread:
     def tickets(self) -> list[Ticket]:
         # Copying a list is atomic under the GIL, so no trip through the loop is needed.
         return list(self.printer.tickets)
+
+    @property
+    def etb_counter(self) -> int:
+        return self.printer.etb_counter
 
     def start(self) -> None:
         """Start the thread; returns once the printer is listening (or raises its start error)."""

@@ -1,26 +1,43 @@
-"""The renderer boundary: a pure function from a document and a printer profile to bytes."""
+"""The renderer boundary: document + printer profile -> the bytes that printer prints (pure,
+given a typeface loaded once at start)."""
 
 from __future__ import annotations
 
-from typing import Protocol as TypingProtocol
+import io
+from collections.abc import Callable
 
 from spoonprint.domain.document import Document
 from spoonprint.domain.profile import PrinterProfile, Protocol
-from spoonprint.errors import ConfigError
+from spoonprint.render.escpos import render_escpos_raster, render_escpos_text
+from spoonprint.render.fonts import Typeface
+from spoonprint.render.layout import layout
+from spoonprint.render.raster import draw
+from spoonprint.render.star import render_star_graphic, render_star_line
+
+#: (document, profile, copies) -> bytes
+Renderer = Callable[[Document, PrinterProfile, int], bytes]
+
+_RENDERERS = {
+    Protocol.ESCPOS: render_escpos_text,
+    Protocol.ESCPOS_RASTER: render_escpos_raster,
+    Protocol.STAR_LINE: render_star_line,
+    Protocol.STAR_GRAPHIC: render_star_graphic,
+}
 
 
-class Renderer(TypingProtocol):
-    def __call__(self, document: Document, profile: PrinterProfile, copies: int = 1) -> bytes: ...
+def renderer_for(protocol: Protocol, typeface: Typeface) -> Renderer:
+    render = _RENDERERS[protocol]
+
+    def bound(document: Document, profile: PrinterProfile, copies: int = 1) -> bytes:
+        return render(document, profile, typeface, copies)
+
+    return bound
 
 
-def renderer_for(protocol: Protocol) -> Renderer:
-    """The renderer for a printer protocol; ConfigError when this version has none for it."""
-    from spoonprint.render.escpos import render_escpos_text
-
-    renderers: dict[Protocol, Renderer] = {Protocol.ESCPOS: render_escpos_text}
-    try:
-        return renderers[protocol]
-    except KeyError:
-        raise ConfigError(
-            f"protocol {protocol.value!r} has no renderer in this version; use 'escpos'"
-        ) from None
+def preview_png(document: Document, profile: PrinterProfile, typeface: Typeface) -> bytes:
+    """The ticket as the printer would print it, as PNG (for text-mode printers an
+    approximation in spoonprint's font)."""
+    image = draw(layout(document, profile.columns), profile.width_dots, typeface)
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
