@@ -21,6 +21,7 @@ from spoonprint.domain.document import text_document
 from spoonprint.domain.profile import PrinterProfile
 from spoonprint.emulator.virtual_printer import VirtualPrinterThread
 from spoonprint.render.escpos import render_escpos_text
+from spoonprint.render.fonts import default_typeface
 
 TEXT = "Table 12  Order A-1023\n2 x BBQ Pork Rice\n1 x Milk Tea (less sugar)\nno spring onion"
 TIMEOUT = 10.0
@@ -56,7 +57,7 @@ def spoonprint_latencies(
 
 
 def direct_latencies(printer: VirtualPrinterThread, count: int, warmup: int) -> list[float]:
-    data = render_escpos_text(text_document(TEXT), PrinterProfile())
+    data = render_escpos_text(text_document(TEXT), PrinterProfile(), default_typeface())
     samples: list[float] = []
     for n in range(warmup + count):
         expected = len(printer.tickets) + 1

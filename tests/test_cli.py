@@ -92,3 +92,24 @@ def test_unknown_key_operations_fail_cleanly(tmp_path: Path) -> None:
     assert spoonprint(tmp_path, "keys", "create", "default").returncode == 1
     revoke = spoonprint(tmp_path, "keys", "revoke", "nobody")
     assert revoke.returncode == 1 and "no active key" in revoke.stderr
+
+
+def test_preview_writes_the_ticket_picture(tmp_path: Path) -> None:
+    import json
+
+    from PIL import Image
+
+    from spoonprint.domain.receipt import EXAMPLE
+
+    (tmp_path / "spoonprint.toml").write_text(
+        '[[printers]]\nname = "kitchen"\nuri = "tcp://127.0.0.1"\nwidth = 384\nstyle = "kitchen"\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "order.json").write_text(json.dumps({"receipt": EXAMPLE}), encoding="utf-8")
+    result = spoonprint(tmp_path, "preview", "order.json", "-o", "ticket.png")
+    assert result.returncode == 0, result.stderr
+    assert "kitchen: 384 dots, kitchen style" in result.stdout
+    with Image.open(tmp_path / "ticket.png") as image:
+        assert image.width == 384 and image.height > 200
+    bad = spoonprint(tmp_path, "preview", "missing.json")
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr

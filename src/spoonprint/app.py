@@ -7,6 +7,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from spoonprint import __version__
 from spoonprint.config import PrinterConfig, Settings, tcp_address
@@ -14,10 +15,12 @@ from spoonprint.db import DB_FILENAME, connect
 from spoonprint.delivery.retry import RetryPolicy
 from spoonprint.delivery.worker import PrinterWorker
 from spoonprint.domain.job import Job, JobState, NewJob
+from spoonprint.domain.ticket import document_for
 from spoonprint.emulator.virtual_printer import VirtualPrinter
 from spoonprint.errors import UnknownPrinter
 from spoonprint.queue.sqlite import SqliteJobStore
-from spoonprint.render.base import renderer_for
+from spoonprint.render.base import preview_png, renderer_for
+from spoonprint.render.fonts import Typeface, find_typeface
 from spoonprint.security.keys import Authenticator, KeyStore
 from spoonprint.transports.tcp import TcpTransport, Timeouts
 
@@ -32,6 +35,7 @@ class Services:
     settings: Settings
     store: SqliteJobStore
     auth: Authenticator
+    typeface: Typeface
     version: str = __version__
     started_at: float = field(default_factory=time.time)
     printers: dict[str, PrinterWorker] = field(default_factory=dict)
@@ -56,6 +60,11 @@ class Services:
         if created:
             self.printers[job.printer].wake()
         return job, created
+
+    def preview(self, printer: str, payload: dict[str, Any]) -> bytes:
+        """PNG of the ticket ``payload`` would print on ``printer`` (CPU-bound: use a thread)."""
+        profile = self.configs[printer].profile()
+        return preview_png(document_for(payload, profile.style), profile, self.typeface)
 
     def queued_by_printer(self) -> dict[str, int]:
         counts = dict.fromkeys(self.printers, 0)
@@ -115,7 +124,7 @@ class Services:
             name=config.name,
             store=self.store,
             transport=TcpTransport(host, port, timeouts),
-            renderer=renderer_for(config.protocol),
+            renderer=renderer_for(config.protocol, self.typeface),
             profile=config.profile(),
             retry=RetryPolicy(initial=delivery.retry_initial, maximum=delivery.retry_max),
             confirm=config.confirm,
@@ -129,9 +138,12 @@ class Services:
 def build(settings: Settings) -> Services:
     """Open storage and check every printer's settings; nothing runs until ``start()``."""
     data_dir: Path = settings.server.data_dir
-    for config in settings.printers:
-        renderer_for(config.protocol)  # fail at start, not at the first order
+    # Every printer may need to draw a line it cannot print as text: find the font at start.
+    typeface = find_typeface(settings.render.font, settings.render.font_index)
+    log.info("ticket font: %s (%s)", typeface.name, typeface.path)
     store = SqliteJobStore.open(data_dir)
     env_key = settings.api_key.get_secret_value() if settings.api_key else None
     keys = KeyStore(connect(data_dir / DB_FILENAME))
-    return Services(settings=settings, store=store, auth=Authenticator(keys, env_key))
+    return Services(
+        settings=settings, store=store, auth=Authenticator(keys, env_key), typeface=typeface
+    )

@@ -24,7 +24,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from spoonprint.domain.profile import PrinterProfile, Protocol
+from spoonprint.domain.profile import Chinese, PrinterProfile, Protocol
+from spoonprint.domain.ticket import Style
 from spoonprint.errors import ConfigError
 
 DEFAULT_CONFIG = Path("spoonprint.toml")
@@ -54,13 +55,26 @@ class DeliverySettings(_Section):
     retry_max: Seconds = 30.0
 
 
+class RenderSettings(_Section):
+    #: A font file that can draw Chinese; empty: the bundled font, then the system's.
+    font: Path | None = None
+    #: The face inside a .ttc collection.
+    font_index: int = Field(0, ge=0)
+
+
 class PrinterConfig(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     uri: str
     protocol: Protocol = Protocol.ESCPOS
-    width: int = Field(576, ge=128, le=832)
+    #: Printable width in dots: 576 (80 mm paper), 512, 384 (58 mm paper).
+    width: int = Field(576, ge=128, le=832, multiple_of=8)
+    #: The printer font's encoding, for text-mode protocols: cp437, big5, big5hkscs, gb18030...
     text_encoding: str = "cp437"
+    chinese: Chinese = Chinese.TEXT
+    style: Style = Style.RECEIPT
     cut: bool = True
+    #: Open the cash drawer after each ticket.
+    drawer: bool = False
     #: Ask the printer for its status after each ticket; a ticket counts as printed when it answers.
     confirm: bool = True
 
@@ -84,7 +98,10 @@ class PrinterConfig(_Section):
             protocol=self.protocol,
             width_dots=self.width,
             text_encoding=self.text_encoding,
+            chinese=self.chinese,
+            style=self.style,
             cut=self.cut,
+            drawer=self.drawer,
         )
 
 
@@ -107,6 +124,7 @@ class Settings(BaseSettings):
 
     server: ServerSettings = ServerSettings()
     delivery: DeliverySettings = DeliverySettings()
+    render: RenderSettings = RenderSettings()
     printers: list[PrinterConfig] = []
     api_key: SecretStr | None = None
 
@@ -174,6 +192,8 @@ def load_settings(path: Path | None = None, *, required: bool = False) -> Settin
     base = path.resolve().parent if path_used else Path.cwd()
     if not settings.server.data_dir.is_absolute():
         settings.server.data_dir = (base / settings.server.data_dir).resolve()
+    if settings.render.font is not None and not settings.render.font.is_absolute():
+        settings.render.font = (base / settings.render.font).resolve()
     return settings
 
 

@@ -117,12 +117,25 @@ def virtual_printer(
     out: Annotated[Path, typer.Option(help="Folder for received tickets.")] = Path(
         "virtual-printer"
     ),
+    protocol: Annotated[
+        str, typer.Option(help="escpos, or star-graphic to act as a Star TSP100/TSP143.")
+    ] = "escpos",
+    width: Annotated[int, typer.Option(help="Printable width in dots.")] = 576,
+    encoding: Annotated[
+        str, typer.Option(help="Encoding of the ESC/POS printer font (e.g. big5hkscs).")
+    ] = "cp437",
 ) -> None:
-    """Run a virtual network printer that saves every ticket it receives."""
-    from spoonprint.emulator.virtual_printer import VirtualPrinter
+    """Run a virtual network printer that saves every ticket it receives (bytes, text, PNG)."""
+    from spoonprint.emulator.virtual_printer import PROTOCOLS, VirtualPrinter
+
+    if protocol not in PROTOCOLS:
+        err.print(f"[red]--protocol must be one of: {', '.join(PROTOCOLS)}[/red]")
+        raise typer.Exit(2)
 
     async def run() -> None:
-        printer = VirtualPrinter(host=host, port=port, out_dir=out)
+        printer = VirtualPrinter(
+            host=host, port=port, out_dir=out, protocol=protocol, width=width, encoding=encoding
+        )
         await printer.start()
         console.print(f"Virtual printer on {host}:{printer.port}, saving tickets to {out}")
         try:
@@ -192,6 +205,48 @@ def keys_revoke(name: str, config: ConfigOption = DEFAULT_CONFIG) -> None:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
     console.print(f"Revoked {name}.")
+
+
+@app.command()
+def preview(
+    order: Annotated[Path, typer.Argument(help="JSON file: the same body as POST /print.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")] = Path(
+        "ticket.png"
+    ),
+    printer: Annotated[
+        str | None, typer.Option(help="Printer whose width and style to use (default: first).")
+    ] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Draw the ticket an order would print, as a PNG, without printing it."""
+    from pydantic import ValidationError
+
+    from spoonprint.config import PrinterConfig
+    from spoonprint.domain.ticket import document_for
+    from spoonprint.http.schemas import PrintRequest
+    from spoonprint.render.base import preview_png
+    from spoonprint.render.fonts import find_typeface
+
+    settings = _settings(config)
+    try:
+        request = PrintRequest.model_validate_json(order.read_bytes())
+        typeface = find_typeface(settings.render.font, settings.render.font_index)
+    except (OSError, ValidationError, ConfigError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    configs = {p.name: p for p in settings.printers}
+    name = printer or request.printer
+    if name is not None and name not in configs:
+        err.print(f"[red]no printer named {name!r} in {config}[/red]")
+        raise typer.Exit(1)
+    chosen = (
+        configs[name]
+        if name
+        else next(iter(configs.values()), PrinterConfig(name="virtual", uri="tcp://127.0.0.1"))
+    )
+    profile = chosen.profile()
+    out.write_bytes(preview_png(document_for(request.payload(), profile.style), profile, typeface))
+    console.print(f"Wrote {out} ({chosen.name}: {profile.width_dots} dots, {profile.style} style)")
 
 
 @app.command()

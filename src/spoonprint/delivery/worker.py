@@ -15,16 +15,22 @@ import time
 from dataclasses import dataclass, field
 
 from spoonprint.delivery.retry import RetryPolicy
-from spoonprint.domain.document import Document, document_for, with_banner
+from spoonprint.domain.document import Document, with_banner
 from spoonprint.domain.job import Job
 from spoonprint.domain.profile import PrinterProfile
-from spoonprint.domain.status import STATUS_OFFLINE_CAUSE, STATUS_PRINTER, decode_printer_status
+from spoonprint.domain.status import PrinterStatus, StatusDialect, status_dialect
+from spoonprint.domain.ticket import document_for
 from spoonprint.errors import PrinterError, PrinterNotReady, StoreError
 from spoonprint.queue.store import JobStore
 from spoonprint.render.base import Renderer
 from spoonprint.transports.base import StatusQuery, Transport
 
 log = logging.getLogger("spoonprint.worker")
+
+
+def _query(dialect: StatusDialect) -> StatusQuery:
+    return StatusQuery(dialect.request, dialect.first, dialect.total)
+
 
 REPRINT_BANNER = "*** REPRINT 重印 ***"
 
@@ -84,7 +90,10 @@ class PrinterWorker:
     async def _attempt(self, job: Job) -> bool:
         """One delivery attempt; True when the job reached a final state."""
         try:
-            data = self.renderer(self._document(job), self.profile, job.copies)
+            # Raster tickets take milliseconds of CPU: keep the event loop free meanwhile.
+            data = await asyncio.to_thread(
+                self.renderer, self._document(job), self.profile, job.copies
+            )
         except Exception as exc:  # a job that cannot render will never print: fail it, visibly
             log.exception("printer %s: job %d cannot be rendered", self.name, job.id)
             await asyncio.to_thread(self.store.mark_failed, job.id, f"cannot render: {exc}")
@@ -104,10 +113,11 @@ class PrinterWorker:
         return True
 
     def _document(self, job: Job) -> Document:
-        document = document_for(job.payload)
+        document = document_for(job.payload, self.profile.style)
         if job.maybe_printed:
-            accepted = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.created_at))
+            accepted = time.strftime("%m-%d %H:%M", time.localtime(job.created_at))
             document = with_banner(document, REPRINT_BANNER)
+            # Short enough for one large line even on 58 mm paper.
             document = with_banner(document, f"ordered {accepted}")
         return document
 
@@ -115,19 +125,26 @@ class PrinterWorker:
         if not self.confirm:
             await self.transport.send(data)
             return f"{len(data)} bytes sent to {self.transport.address} (not confirmed)"
-        reply = await self.transport.send(data, StatusQuery(STATUS_PRINTER))
+        dialect = status_dialect(self.profile.protocol)
+        reply = await self.transport.send(data, _query(dialect))
         assert reply is not None
-        status = decode_printer_status(reply[0])
+        status = dialect.decode(reply)
         if not status.online:
-            status = decode_printer_status(reply[0], await self._offline_cause())
+            status = await self._explained(dialect, reply, status)
             raise PrinterNotReady(f"printer not ready: {status.problem}", bytes_written=len(data))
         return f"{len(data)} bytes to {self.transport.address}, printer confirmed online"
 
-    async def _offline_cause(self) -> int | None:
+    async def _explained(
+        self, dialect: StatusDialect, reply: bytes, status: PrinterStatus
+    ) -> PrinterStatus:
+        """Ask the follow-up question that says why an ESC/POS printer is offline."""
+        if dialect.cause_request is None or dialect.decode_with_cause is None:
+            return status
         try:
-            return (await self.transport.ask(StatusQuery(STATUS_OFFLINE_CAUSE)))[0]
+            cause = await self.transport.ask(StatusQuery(dialect.cause_request))
         except PrinterError:
-            return None
+            return status
+        return dialect.decode_with_cause(reply, cause)
 
     def _record_failure(self, error: str) -> None:
         self.state.online = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -124,6 +125,21 @@ def _private_routes(app: FastAPI) -> APIRouter:
             response.status_code = 200
         response.headers["Location"] = f"/jobs/{job.id}"
         return AcceptedOut.of(job, duplicate=not created)
+
+    @router.post(
+        "/preview",
+        dependencies=[Depends(require_json)],
+        tags=["jobs"],
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}}, "description": "The ticket as PNG"}},
+    )
+    async def preview(order: PrintRequest, request: Request) -> Response:
+        """The ticket this order would print, as a PNG image, for the printer named (or the
+        default printer): its paper width and style. Nothing is printed or stored."""
+        services = services_of(request)
+        printer = services.printer_name(order.printer)
+        png = await asyncio.to_thread(services.preview, printer, order.payload())
+        return Response(png, media_type="image/png")
 
     @router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
     def get_job(job_id: int, request: Request) -> JobOut:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from spoonprint.domain.job import Job, JobEvent, JobState
+from spoonprint.domain.receipt import EXAMPLE, Receipt
 
 MAX_TEXT = 20_000
 
@@ -20,23 +21,17 @@ class PrintRequest(BaseModel):
         json_schema_extra={
             "examples": [
                 {"text": "Hello World Test"},
-                {
-                    "order_id": "A-1023",
-                    "receipt": {
-                        "title": "HK Savor Spoon",
-                        "order_no": "A-1023",
-                        "table": "12",
-                        "items": [{"name": "BBQ Pork Rice", "name_zh": "叉燒飯", "qty": 2}],
-                        "total": "96.00",
-                        "currency": "HK$",
-                    },
-                },
+                {"order_id": "A-1023", "receipt": EXAMPLE},
             ]
         },
     )
 
     text: str | None = Field(None, max_length=MAX_TEXT, description="Plain text, one line each")
-    receipt: dict[str, Any] | None = Field(None, description="A receipt or kitchen ticket")
+    receipt: Receipt | None = Field(
+        None,
+        description="An order as a structured receipt; printed as a kitchen ticket or a "
+        "customer receipt, as the printer's `style` says",
+    )
     printer: str | None = Field(None, description="Printer name; the first printer if omitted")
     copies: int = Field(1, ge=1, le=10)
     order_id: str | None = Field(
@@ -54,7 +49,7 @@ class PrintRequest(BaseModel):
 
     def payload(self) -> dict[str, Any]:
         if self.receipt is not None:
-            return {"receipt": self.receipt}
+            return {"receipt": self.receipt.model_dump(mode="json", exclude_defaults=True)}
         return {"text": self.text}
 
 

@@ -6,16 +6,19 @@ status question on the same connection right after a ticket, which is how a tick
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 
 @dataclass(frozen=True)
 class StatusQuery:
-    """Bytes to send and how many reply bytes to wait for."""
+    """Bytes to send and how many reply bytes to wait for: ``reply_size`` first, then, if
+    ``total_size`` is given, as many as it computes from those first bytes."""
 
     request: bytes
     reply_size: int = 1
+    total_size: Callable[[bytes], int] | None = None
 
 
 class Transport(Protocol):

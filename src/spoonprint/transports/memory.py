@@ -36,4 +36,7 @@ class MemoryTransport:
 
     async def ask(self, query: StatusQuery) -> bytes:
         self.queries.append(query.request)
-        return self.status[: query.reply_size]
+        size = query.reply_size
+        if query.total_size is not None:
+            size = query.total_size(self.status[: query.reply_size])
+        return self.status[:size]

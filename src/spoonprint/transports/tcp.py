@@ -97,13 +97,22 @@ class TcpTransport:
         await self._within(self.timeouts.write, writer.drain(), "writing", written)
         try:
             return await self._within(
-                self.timeouts.status, reader.readexactly(query.reply_size), "status", written
+                self.timeouts.status, self._read_reply(reader, query), "status", written
             )
         except asyncio.IncompleteReadError as exc:
             raise PrinterDisconnected(
                 f"{self.address} closed the connection before answering status",
                 bytes_written=written,
             ) from exc
+
+    @staticmethod
+    async def _read_reply(reader: asyncio.StreamReader, query: StatusQuery) -> bytes:
+        reply = await reader.readexactly(query.reply_size)
+        if query.total_size is not None:
+            rest = query.total_size(reply) - len(reply)
+            if rest > 0:
+                reply += await reader.readexactly(rest)
+        return reply
 
     async def _within(self, seconds: float, step: Awaitable[T], what: str, written: int) -> T:
         try:
