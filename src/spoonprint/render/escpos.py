@@ -12,10 +12,17 @@ import codecs
 from collections.abc import Iterator
 
 from spoonprint.domain.document import Document
-from spoonprint.domain.profile import Chinese, PrinterProfile
+from spoonprint.domain.profile import PrinterProfile
 from spoonprint.render.escpos_raster import gs_v0_bands
 from spoonprint.render.fonts import Typeface
-from spoonprint.render.layout import FeedLine, Laid, Line, QRLine, layout
+from spoonprint.render.layout import (
+    FeedLine,
+    Laid,
+    Line,
+    QRLine,
+    encode_for_printer_font,
+    layout,
+)
 from spoonprint.render.raster import line_bitmap, qr_bitmap, render_bitmap
 
 ESC = b"\x1b"
@@ -98,17 +105,10 @@ def _styled(line: Line, encoded: bytes) -> Iterator[bytes]:
 
 
 def _encode(line: Line, profile: PrinterProfile) -> bytes | None:
-    """The line's bytes in the printer's encoding, or None when it must be drawn instead."""
-    # Control characters in order text must never reach the printer as commands.
-    text = "".join(ch if ch.isprintable() else " " for ch in line.text)
-    if text.isascii():
-        return text.encode("ascii")
-    if profile.chinese is Chinese.RASTER:
-        return None
-    try:
-        data = text.encode(profile.text_encoding)
-    except UnicodeEncodeError:
-        return None
+    """The line's bytes, in FS & double-byte mode when it needs it; None: draw it instead."""
+    data = encode_for_printer_font(line, profile)
+    if data is None or data.isascii():
+        return data
     if codecs.lookup(profile.text_encoding).name in DOUBLE_BYTE:
         return CJK_ON + data + CJK_OFF
     return data

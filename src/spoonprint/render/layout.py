@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from spoonprint.domain.document import Align, Block, Document, Feed, QRCode, Row, Rule, Text
+from spoonprint.domain.profile import Chinese, PrinterProfile
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,21 @@ def _align(text: str, width: int, align: Align) -> str:
     if align is Align.RIGHT:
         return " " * spare + text
     return text
+
+
+def encode_for_printer_font(line: Line, profile: PrinterProfile) -> bytes | None:
+    """The line in the printer font's encoding, or None when it must be drawn as a raster band
+    instead (the encoding cannot hold a character, or Chinese is set to print as raster)."""
+    # Control characters in order text must never reach the printer as commands.
+    text = "".join(ch if ch.isprintable() else " " for ch in line.text)
+    if text.isascii():
+        return text.encode("ascii")
+    if profile.chinese is Chinese.RASTER:
+        return None
+    try:
+        return text.encode(profile.text_encoding)
+    except UnicodeEncodeError:
+        return None
 
 
 def lines_text(lines: Sequence[Laid]) -> str:

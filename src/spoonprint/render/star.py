@@ -9,10 +9,10 @@ cannot hold goes as a raster band: ESC * r A (enter raster), rows, ESC * r B (le
 from __future__ import annotations
 
 from spoonprint.domain.document import Document
-from spoonprint.domain.profile import Chinese, PrinterProfile
+from spoonprint.domain.profile import PrinterProfile
 from spoonprint.render.bitimage import Bitmap
 from spoonprint.render.fonts import Typeface
-from spoonprint.render.layout import FeedLine, Laid, Line, QRLine, layout
+from spoonprint.render.layout import FeedLine, Laid, QRLine, encode_for_printer_font, layout
 from spoonprint.render.raster import line_bitmap, qr_bitmap, render_bitmap
 from spoonprint.render.star_graphic import star_raster_job, star_raster_rows
 
@@ -49,7 +49,7 @@ def _part(line: Laid, profile: PrinterProfile, typeface: Typeface) -> bytes:
         return b"\n" * line.lines
     if isinstance(line, QRLine):
         return _band(qr_bitmap(line.data, profile.width_dots))
-    encoded = _encode(line, profile)
+    encoded = encode_for_printer_font(line, profile)
     if encoded is None:
         return _band(
             line_bitmap(line.text, profile.width_dots, typeface, bold=line.bold, scale=line.scale)
@@ -58,18 +58,6 @@ def _part(line: Laid, profile: PrinterProfile, typeface: Typeface) -> bytes:
     normal = ESC + b"i\x00\x00" if line.scale > 1 else b""
     bold, plain = (ESC + b"E", ESC + b"F") if line.bold else (b"", b"")
     return bold + size + encoded + normal + plain + b"\n"
-
-
-def _encode(line: Line, profile: PrinterProfile) -> bytes | None:
-    text = "".join(ch if ch.isprintable() else " " for ch in line.text)
-    if text.isascii():
-        return text.encode("ascii")
-    if profile.chinese is Chinese.RASTER:
-        return None
-    try:
-        return text.encode(profile.text_encoding)
-    except UnicodeEncodeError:
-        return None
 
 
 def _band(bitmap: Bitmap) -> bytes:
