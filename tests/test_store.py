@@ -160,3 +160,72 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(StoreUnavailable, match="newer"):
         SqliteJobStore.open(tmp_path)
+
+
+def test_an_older_job_still_printing_blocks_later_ones(store: SqliteJobStore) -> None:
+    first = store.enqueue(new())[0]
+    second = store.enqueue(new())[0]
+    claimed = store.claim_next("kitchen", owner="dead-process", lease_seconds=60)
+    assert claimed is not None and claimed.id == first.id
+    assert store.claim_next("kitchen", owner="me") is None  # order before speed
+    store.recover_interrupted()
+    again = store.claim_next("kitchen", owner="me")
+    assert again is not None and again.id == first.id and again.maybe_printed
+    assert store.get(second.id).state is JobState.QUEUED
+
+
+def test_leases_guard_every_finish(store: SqliteJobStore) -> None:
+    job = store.enqueue(new())[0]
+    store.claim_next("kitchen", owner="a", lease_seconds=60)
+    with pytest.raises(InvalidTransition):
+        store.mark_printed(job.id, owner="b")
+    with pytest.raises(InvalidTransition):
+        store.heartbeat(job.id, "b", 60)
+    store.heartbeat(job.id, "a", 60)
+    assert store.mark_printed(job.id, owner="a").state is JobState.PRINTED
+
+
+def test_expired_leases_are_recovered_and_fresh_ones_kept(tmp_path: Path) -> None:
+    now = [1000.0]
+    store = SqliteJobStore(SqliteJobStore.open(tmp_path)._conn, clock=lambda: now[0])
+    job = store.enqueue(new())[0]
+    store.claim_next("kitchen", owner="a", lease_seconds=10)
+    now[0] += 5
+    assert store.recover_interrupted(expired_only=True) == []
+    now[0] += 6
+    (recovered,) = store.recover_interrupted(expired_only=True)
+    assert recovered.id == job.id and recovered.state is JobState.QUEUED
+    assert recovered.maybe_printed and recovered.lease_owner is None
+    store.close()
+
+
+def test_move_to_backup_keeps_order_and_history(store: SqliteJobStore) -> None:
+    a = store.enqueue(new("kitchen"))[0]
+    b = store.enqueue(new("kitchen"))[0]
+    store.enqueue(new("bar"))
+    moved = store.move_to_backup("kitchen", "bar")
+    assert [j.id for j in moved] == [a.id, b.id]
+    assert all(j.printer == "bar" and j.original_printer == "kitchen" for j in moved)
+    assert moved[0].moved_to_backup
+    assert store.events(a.id)[-1].detail == "moved from kitchen to bar"
+    assert [j.id for j in store.pending("bar")][:2] == [a.id, b.id]
+
+
+def test_reprint_is_a_new_job_marked_when_it_may_be_a_duplicate(store: SqliteJobStore) -> None:
+    job = store.enqueue(new(order_id="A-9"))[0]
+    with pytest.raises(InvalidTransition):
+        store.reprint(job.id)  # still queued: it will print anyway
+    store.claim_next("kitchen")
+    store.mark_printed(job.id)
+    again = store.reprint(job.id)
+    assert again.id != job.id and again.reprint_of == job.id and again.maybe_printed
+    assert again.order_id is None  # the order id stays with the first job
+    assert store.get(job.id).state is JobState.PRINTED
+
+
+def test_sent_is_final(store: SqliteJobStore) -> None:
+    job = store.enqueue(new())[0]
+    store.claim_next("kitchen")
+    assert store.mark_sent(job.id).state is JobState.SENT
+    with pytest.raises(InvalidTransition):
+        store.cancel(job.id)

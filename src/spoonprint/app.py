@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,12 +14,14 @@ from typing import Any
 from spoonprint import __version__
 from spoonprint.config import PrinterConfig, Settings, tcp_address
 from spoonprint.db import DB_FILENAME, connect
+from spoonprint.delivery.breaker import CircuitBreaker
 from spoonprint.delivery.retry import RetryPolicy
-from spoonprint.delivery.worker import PrinterWorker
+from spoonprint.delivery.worker import Failover, PrinterWorker
 from spoonprint.domain.job import Job, JobState, NewJob
 from spoonprint.domain.ticket import document_for
 from spoonprint.emulator.virtual_printer import VirtualPrinter
 from spoonprint.errors import UnknownPrinter
+from spoonprint.instance_lock import InstanceLock
 from spoonprint.queue.sqlite import SqliteJobStore
 from spoonprint.render.base import preview_png, renderer_for
 from spoonprint.render.fonts import Typeface, find_typeface
@@ -36,6 +40,9 @@ class Services:
     store: SqliteJobStore
     auth: Authenticator
     typeface: Typeface
+    lock: InstanceLock
+    #: Identifies this process's leases on jobs.
+    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     version: str = __version__
     started_at: float = field(default_factory=time.time)
     printers: dict[str, PrinterWorker] = field(default_factory=dict)
@@ -88,18 +95,28 @@ class Services:
         log.info("spoonprint %s ready; printers: %s", self.version, ", ".join(self.printers))
 
     async def stop(self) -> None:
+        """Let each worker finish the ticket it is writing (bounded by its timeouts), give back
+        the leases of anything still unfinished, then close."""
         for worker in self.printers.values():
             worker.request_stop()
         if self._tasks:
             delivery = self.settings.delivery
-            grace = delivery.connect_timeout + delivery.write_timeout + delivery.status_timeout
-            _, unfinished = await asyncio.wait(self._tasks, timeout=grace)
-            for task in unfinished:
+            grace = delivery.connect_timeout + delivery.write_timeout + 2 * delivery.status_timeout
+            workers = [t for t in self._tasks if t.get_name().startswith("printer-")]
+            _, unfinished = await asyncio.wait(workers, timeout=grace)
+            for task in [*unfinished, *(t for t in self._tasks if t not in workers)]:
                 task.cancel()
-            await asyncio.gather(*unfinished, return_exceptions=True)
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        interrupted = await asyncio.to_thread(self.store.recover_interrupted)
+        if interrupted:
+            log.warning(
+                "%d job(s) stopped mid-ticket; they will print marked REPRINT", len(interrupted)
+            )
         if self.virtual_printer is not None:
             await self.virtual_printer.stop()
         self.store.close()
+        self.auth.keys.close()
+        self.lock.release()
 
     async def _start_virtual_printer(self) -> PrinterConfig:
         out_dir = self.settings.server.data_dir / VIRTUAL_PRINTER_DIR
@@ -126,9 +143,28 @@ class Services:
             transport=TcpTransport(host, port, timeouts),
             renderer=renderer_for(config.protocol, self.typeface),
             profile=config.profile(),
-            retry=RetryPolicy(initial=delivery.retry_initial, maximum=delivery.retry_max),
+            retry=RetryPolicy(
+                initial=delivery.retry_initial,
+                maximum=delivery.retry_max,
+                max_attempts=delivery.max_attempts,
+                max_age=delivery.max_age,
+            ),
             confirm=config.confirm,
+            owner=self.owner,
+            lease_seconds=delivery.lease_seconds,
+            breaker=CircuitBreaker(
+                threshold=delivery.breaker_threshold,
+                reset_after=delivery.breaker_reset,
+                max_reset=delivery.breaker_max_reset,
+            ),
+            failover=self._failover(config),
         )
+
+    def _failover(self, config: PrinterConfig) -> Failover | None:
+        if config.backup is None:
+            return None
+        backup = config.backup
+        return Failover(backup, config.failover_after, lambda: self.printers[backup].wake())
 
     def queue_depth(self) -> int:
         counts = self.store.count_by_state()
@@ -138,6 +174,8 @@ class Services:
 def build(settings: Settings) -> Services:
     """Open storage and check every printer's settings; nothing runs until ``start()``."""
     data_dir: Path = settings.server.data_dir
+    lock = InstanceLock(data_dir)
+    lock.acquire()
     # Every printer may need to draw a line it cannot print as text: find the font at start.
     typeface = find_typeface(settings.render.font, settings.render.font_index)
     log.info("ticket font: %s (%s)", typeface.name, typeface.path)
@@ -145,5 +183,9 @@ def build(settings: Settings) -> Services:
     env_key = settings.api_key.get_secret_value() if settings.api_key else None
     keys = KeyStore(connect(data_dir / DB_FILENAME))
     return Services(
-        settings=settings, store=store, auth=Authenticator(keys, env_key), typeface=typeface
+        settings=settings,
+        store=store,
+        auth=Authenticator(keys, env_key),
+        typeface=typeface,
+        lock=lock,
     )

@@ -53,6 +53,17 @@ class DeliverySettings(_Section):
     #: First retry delay after a failed attempt; doubles per attempt up to retry_max.
     retry_initial: Seconds = 1.0
     retry_max: Seconds = 30.0
+    #: Give a job up (failed, kept for reprint) after this many attempts; empty: never.
+    max_attempts: int | None = Field(None, ge=1)
+    #: Give a job up when it has not printed this long after the order (seconds).
+    max_age: float = Field(24 * 3600.0, gt=0)
+    #: Consecutive failures that open a printer's circuit breaker.
+    breaker_threshold: int = Field(3, ge=1)
+    #: Seconds the breaker stays open before a status probe (doubling up to breaker_max_reset).
+    breaker_reset: Seconds = 5.0
+    breaker_max_reset: Seconds = 60.0
+    #: How long a job being printed is reserved without a heartbeat (renewed every third).
+    lease_seconds: Seconds = 30.0
 
 
 class RenderSettings(_Section):
@@ -77,6 +88,9 @@ class PrinterConfig(_Section):
     drawer: bool = False
     #: Ask the printer for its status after each ticket; a ticket counts as printed when it answers.
     confirm: bool = True
+    #: Another printer to take this one's waiting jobs when it has been down failover_after s.
+    backup: str | None = None
+    failover_after: Seconds = 60.0
 
     @field_validator("uri")
     @classmethod
@@ -135,6 +149,13 @@ class Settings(BaseSettings):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"printer names must be unique, repeated: {', '.join(duplicates)}")
+        for printer in printers:
+            if printer.backup is not None and (
+                printer.backup not in names or printer.backup == printer.name
+            ):
+                raise ValueError(
+                    f"printer {printer.name!r}: backup {printer.backup!r} must name another printer"
+                )
         return printers
 
     @field_validator("api_key")

@@ -54,6 +54,13 @@ MIGRATIONS: tuple[str, ...] = (
         revoked_at REAL
     );
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN lease_owner TEXT;
+    ALTER TABLE jobs ADD COLUMN lease_expires REAL;
+    ALTER TABLE jobs ADD COLUMN original_printer TEXT;
+    ALTER TABLE jobs ADD COLUMN reprint_of INTEGER REFERENCES jobs(id);
+    CREATE INDEX jobs_printing ON jobs(state, lease_expires);
+    """,
 )
 
 

@@ -149,16 +149,69 @@ def virtual_printer(
         console.print("Stopped.")
 
 
+UrlOption = Annotated[str | None, typer.Option(help="Server URL (default from config).")]
+KeyOption = Annotated[
+    str | None, typer.Option(help="API key.", envvar="SPOONPRINT_API_KEY", show_default=False)
+]
+
+
+def _base_url(config: Path, url: str | None) -> str:
+    if url:
+        return url.rstrip("/")
+    settings = _settings(config)
+    host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::") else settings.server.host
+    return f"http://{host}:{settings.server.port}"
+
+
+def _call(method: str, base: str, path: str, key: str | None) -> dict[str, object]:
+    """One API call with friendly errors instead of tracebacks."""
+    if not key:
+        err.print("[red]an API key is needed: --key KEY or SPOONPRINT_API_KEY[/red]")
+        raise typer.Exit(2)
+    try:
+        answer = httpx.request(method, f"{base}{path}", headers={"X-API-Key": key}, timeout=10)
+    except httpx.HTTPError as exc:
+        err.print(f"[red]server not reachable at {base}: {exc}[/red]")
+        raise typer.Exit(1) from None
+    body: dict[str, object] = answer.json()
+    if answer.status_code >= 400:
+        err.print(f"[red]{body.get('error')}: {body.get('detail')}[/red]")
+        raise typer.Exit(1)
+    return body
+
+
+@app.command()
+def reprint(
+    job_id: int,
+    config: ConfigOption = DEFAULT_CONFIG,
+    url: UrlOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Print an order again (a new job; marked REPRINT if it may already be on paper)."""
+    body = _call("POST", _base_url(config, url), f"/jobs/{job_id}/reprint", key)
+    console.print(f"Job {body['job_id']} queued on {body['printer']} (reprint of {job_id}).")
+
+
+@app.command()
+def cancel(
+    job_id: int,
+    config: ConfigOption = DEFAULT_CONFIG,
+    url: UrlOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Cancel a job that has not printed yet."""
+    _call("POST", _base_url(config, url), f"/jobs/{job_id}/cancel", key)
+    console.print(f"Job {job_id} cancelled.")
+
+
 @app.command()
 def status(
     config: ConfigOption = DEFAULT_CONFIG,
-    url: Annotated[str | None, typer.Option(help="Server URL (default from config).")] = None,
+    url: UrlOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Ask a running server how it is."""
-    settings = _settings(config)
-    host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::") else settings.server.host
-    base = url or f"http://{host}:{settings.server.port}"
+    base = _base_url(config, url)
     try:
         answer = httpx.get(f"{base}/status", timeout=5).json()
     except httpx.HTTPError as exc:
@@ -170,7 +223,8 @@ def status(
     console.print(f"spoonprint {answer['version']} up, {answer['queue_depth']} job(s) waiting")
     for printer in answer["printers"]:
         state = {True: "online", False: "OFFLINE", None: "not tried yet"}[printer["online"]]
-        console.print(f"  {printer['name']}: {state}, {printer['queued']} waiting")
+        problem = f" ({printer['problem']})" if printer.get("problem") else ""
+        console.print(f"  {printer['name']}: {state}{problem}, {printer['queued']} waiting")
 
 
 @keys_app.command("create")

@@ -10,23 +10,33 @@ from typing import Any
 class JobState(StrEnum):
     QUEUED = "queued"
     PRINTING = "printing"
+    #: Confirmed by the printer after the ticket.
     PRINTED = "printed"
+    #: Written in full to a printer that cannot confirm (status not available).
+    SENT = "sent"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
 
 #: Every state change a job may make. ``printing -> queued`` is a delivery attempt that did not
-#: finish (printer offline, crash recovery): the job waits for its next attempt.
+#: finish (printer offline, crash recovery): the job waits for its next attempt. A failed job
+#: can be queued again by a person; printed, sent and cancelled are final (a reprint is a new
+#: job).
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.QUEUED: frozenset({JobState.PRINTING, JobState.CANCELLED, JobState.FAILED}),
-    JobState.PRINTING: frozenset({JobState.PRINTED, JobState.QUEUED, JobState.FAILED}),
+    JobState.PRINTING: frozenset(
+        {JobState.PRINTED, JobState.SENT, JobState.QUEUED, JobState.FAILED}
+    ),
     JobState.PRINTED: frozenset(),
+    JobState.SENT: frozenset(),
     JobState.FAILED: frozenset({JobState.QUEUED, JobState.CANCELLED}),
     JobState.CANCELLED: frozenset(),
 }
 
 #: States in which a job still waits to come out of a printer.
 PENDING_STATES = frozenset({JobState.QUEUED, JobState.PRINTING})
+#: States a job never leaves.
+FINAL_STATES = frozenset(state for state, nexts in TRANSITIONS.items() if not nexts)
 
 
 def can_transition(current: JobState, new: JobState) -> bool:
@@ -51,6 +61,17 @@ class Job:
     #: True when an earlier attempt may have put this ticket on paper: print it marked REPRINT.
     maybe_printed: bool = False
     printed_at: float | None = None
+    #: Who is printing it and until when (a crashed printer process stops renewing this).
+    lease_owner: str | None = None
+    lease_expires: float | None = None
+    #: The printer it was ordered for, when it was moved to that printer's backup.
+    original_printer: str | None = None
+    #: The job this one is a reprint of, when staff asked for a reprint.
+    reprint_of: int | None = None
+
+    @property
+    def moved_to_backup(self) -> bool:
+        return self.original_printer is not None and self.original_printer != self.printer
 
 
 @dataclass(frozen=True)
@@ -73,3 +94,5 @@ class NewJob:
     copies: int = 1
     order_id: str | None = None
     idempotency_key: str | None = None
+    maybe_printed: bool = False
+    reprint_of: int | None = None

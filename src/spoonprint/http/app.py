@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Response
@@ -42,6 +42,10 @@ async def require_json(request: Request) -> None:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if has_body and not (media == "application/json" or media.endswith("+json")):
         raise HTTPException(415, "send the order as JSON with Content-Type: application/json")
+
+
+def _when(timestamp: float | None) -> datetime | None:
+    return datetime.fromtimestamp(timestamp, UTC) if timestamp is not None else None
 
 
 def services_of(request: Request) -> Services:
@@ -85,7 +89,13 @@ def _public_routes() -> APIRouter:
         services = services_of(request)
         queued = services.queued_by_printer()
         printers = [
-            PublicPrinterOut(name=name, online=worker.state.online, queued=queued.get(name, 0))
+            PublicPrinterOut(
+                name=name,
+                online=worker.state.online,
+                problem=worker.state.problem,
+                breaker=worker.breaker.state.value,
+                queued=queued.get(name, 0),
+            )
             for name, worker in services.printers.items()
         ]
         return StatusOut(
@@ -141,6 +151,25 @@ def _private_routes(app: FastAPI) -> APIRouter:
         png = await asyncio.to_thread(services.preview, printer, order.payload())
         return Response(png, media_type="image/png")
 
+    @router.post(
+        "/jobs/{job_id}/reprint", status_code=202, response_model=AcceptedOut, tags=["jobs"]
+    )
+    async def reprint(job_id: int, request: Request) -> AcceptedOut:
+        """Print a finished or failed order again, as a new job. If the order may already be
+        on paper, the new ticket carries a REPRINT banner."""
+        services = services_of(request)
+        job = await asyncio.to_thread(services.store.reprint, job_id)
+        if job.printer in services.printers:
+            services.printers[job.printer].wake()
+        return AcceptedOut.of(job, duplicate=False)
+
+    @router.post("/jobs/{job_id}/cancel", response_model=JobOut, tags=["jobs"])
+    async def cancel(job_id: int, request: Request) -> JobOut:
+        """Cancel a job that has not printed yet (or a failed one)."""
+        store = services_of(request).store
+        job = await asyncio.to_thread(store.cancel, job_id, "cancelled by staff")
+        return JobOut.of(job)
+
     @router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
     def get_job(job_id: int, request: Request) -> JobOut:
         """A job with its full history."""
@@ -162,14 +191,21 @@ def _private_routes(app: FastAPI) -> APIRouter:
         return [
             PrinterOut(
                 name=name,
-                uri=services.configs[name].uri,
-                protocol=services.configs[name].protocol.value,
+                uri=config.uri,
+                protocol=config.protocol.value,
+                style=config.style.value,
                 default=name == services.default_printer,
+                backup=config.backup,
                 online=worker.state.online,
+                problem=worker.state.problem,
+                breaker=worker.breaker.state.value,
                 last_error=worker.state.last_error,
+                last_error_at=_when(worker.state.last_error_at),
+                down_since=_when(worker.state.down_since),
                 queued=queued.get(name, 0),
             )
             for name, worker in services.printers.items()
+            for config in [services.configs[name]]
         ]
 
     @router.post(

@@ -86,6 +86,8 @@ class JobOut(BaseModel):
     attempts: int
     last_error: str | None
     maybe_printed: bool = Field(description="An earlier attempt may have printed it: REPRINT")
+    original_printer: str | None = Field(description="Set when moved to a backup printer")
+    reprint_of: int | None
     events: list[EventOut] | None = None
 
     @classmethod
@@ -102,6 +104,8 @@ class JobOut(BaseModel):
             attempts=job.attempts,
             last_error=job.last_error,
             maybe_printed=job.maybe_printed,
+            original_printer=job.original_printer,
+            reprint_of=job.reprint_of,
             events=[EventOut.of(e) for e in events] if events is not None else None,
         )
 
@@ -117,20 +121,23 @@ class AcceptedOut(BaseModel):
         return cls(job_id=job.id, state=job.state, printer=job.printer, duplicate=duplicate)
 
 
-class PrinterOut(BaseModel):
-    name: str
-    uri: str
-    protocol: str
-    default: bool
-    online: bool | None = Field(description="None until the printer has been tried")
-    last_error: str | None
-    queued: int
-
-
 class PublicPrinterOut(BaseModel):
     name: str
-    online: bool | None
+    online: bool | None = Field(description="None until the printer has been tried")
+    problem: str | None = Field(description="What is wrong, in plain words")
+    breaker: str = Field(description="closed (printing), open (resting), half-open (probing)")
     queued: int
+
+
+class PrinterOut(PublicPrinterOut):
+    uri: str
+    protocol: str
+    style: str
+    default: bool
+    backup: str | None
+    last_error: str | None
+    last_error_at: datetime | None
+    down_since: datetime | None
 
 
 class StatusOut(BaseModel):

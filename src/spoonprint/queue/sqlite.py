@@ -1,6 +1,6 @@
 """SQLite job store. Every state change is a guarded update plus a job_events row, in one
-transaction; a change the state table does not allow, or that lost a race, raises
-InvalidTransition instead of silently overwriting."""
+transaction; a change the state table does not allow, or that lost a race (another state, or a
+lease that is no longer the caller's), raises InvalidTransition instead of overwriting."""
 
 from __future__ import annotations
 
@@ -28,8 +28,10 @@ log = logging.getLogger("spoonprint.jobs")
 
 _COLUMNS = (
     "id, printer, state, payload, copies, order_id, idempotency_key, created_at, updated_at,"
-    " printed_at, attempts, last_error, maybe_printed"
+    " printed_at, attempts, last_error, maybe_printed, lease_owner, lease_expires,"
+    " original_printer, reprint_of"
 )
+_RECOVERED = "recovered: its printer process stopped mid-ticket; will print marked REPRINT"
 
 
 class SqliteJobStore:
@@ -45,9 +47,11 @@ class SqliteJobStore:
         return cls(connect(data_dir / DB_FILENAME))
 
     @classmethod
-    def in_memory(cls) -> SqliteJobStore:
+    def in_memory(cls, clock: Callable[[], float] = time.time) -> SqliteJobStore:
         """A private in-memory database with the real schema, for unit tests."""
-        return cls(connect(Path(":memory:")))
+        return cls(connect(Path(":memory:")), clock)
+
+    # -- accepting ------------------------------------------------------------------------
 
     def enqueue(self, new: NewJob) -> tuple[Job, bool]:
         now = self._clock()
@@ -57,7 +61,8 @@ class SqliteJobStore:
                 return existing, False
             cursor = self._conn.execute(
                 "INSERT INTO jobs (printer, state, payload, copies, order_id, idempotency_key,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, updated_at, maybe_printed, reprint_of)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     new.printer,
                     JobState.QUEUED,
@@ -67,13 +72,34 @@ class SqliteJobStore:
                     new.idempotency_key,
                     now,
                     now,
+                    int(new.maybe_printed),
+                    new.reprint_of,
                 ),
             )
             job_id = int(cursor.lastrowid or 0)
-            self._add_event(job_id, None, JobState.QUEUED, f"accepted for {new.printer}", now)
+            detail = f"accepted for {new.printer}"
+            if new.reprint_of is not None:
+                detail = f"reprint of job {new.reprint_of}, for {new.printer}"
+            self._add_event(job_id, None, JobState.QUEUED, detail, now)
             job = self._get(job_id)
         log.info("job %d%s: queued for printer %s", job.id, _label(job), job.printer)
         return job, True
+
+    def reprint(self, job_id: int) -> Job:
+        """A new job printing the same order again, marked REPRINT when the original may
+        already be on paper. The original keeps its state and history."""
+        original = self.get(job_id)
+        if original.state in (JobState.QUEUED, JobState.PRINTING):
+            raise InvalidTransition(f"job {job_id} is still {original.state}: it will print")
+        maybe = original.maybe_printed or original.state in (JobState.PRINTED, JobState.SENT)
+        printer = original.original_printer or original.printer
+        new = NewJob(
+            printer, original.payload, original.copies, maybe_printed=maybe, reprint_of=original.id
+        )
+        job, _ = self.enqueue(new)
+        return job
+
+    # -- reading --------------------------------------------------------------------------
 
     def get(self, job_id: int) -> Job:
         with self._lock:
@@ -91,47 +117,6 @@ class SqliteJobStore:
             JobEvent(r[0], r[1], JobState(r[2]) if r[2] else None, JobState(r[3]), r[4])
             for r in rows
         ]
-
-    def claim_next(self, printer: str) -> Job | None:
-        with self._lock:
-            row = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM jobs WHERE printer = ? AND state = ? ORDER BY id LIMIT 1",
-                (printer, JobState.QUEUED),
-            ).fetchone()
-            if row is None:
-                return None
-            job = _job(row)
-            attempt = job.attempts + 1
-            return self._transition(job, JobState.PRINTING, f"attempt {attempt}")
-
-    def mark_printed(self, job_id: int, detail: str = "") -> Job:
-        with self._lock:
-            return self._transition(
-                self._get(job_id), JobState.PRINTED, detail or "printed", printed_at=self._clock()
-            )
-
-    def release(self, job_id: int, error: str, *, maybe_printed: bool) -> Job:
-        with self._lock:
-            job = self._get(job_id)
-            return self._transition(
-                job,
-                JobState.QUEUED,
-                f"will retry: {error}",
-                attempts=job.attempts + 1,
-                last_error=error,
-                maybe_printed=int(job.maybe_printed or maybe_printed),
-            )
-
-    def mark_failed(self, job_id: int, error: str) -> Job:
-        with self._lock:
-            job = self._get(job_id)
-            return self._transition(
-                job, JobState.FAILED, error, attempts=job.attempts + 1, last_error=error
-            )
-
-    def cancel(self, job_id: int, detail: str = "") -> Job:
-        with self._lock:
-            return self._transition(self._get(job_id), JobState.CANCELLED, detail or "cancelled")
 
     def pending(self, printer: str | None = None) -> list[Job]:
         states = tuple(PENDING_STATES)
@@ -151,26 +136,153 @@ class SqliteJobStore:
         counts.update({JobState(state): n for state, n in rows})
         return counts
 
-    def recover_interrupted(self) -> list[Job]:
+    # -- printing -------------------------------------------------------------------------
+
+    def claim_next(self, printer: str, owner: str = "", lease_seconds: float = 30.0) -> Job | None:
+        """Lease the printer's oldest queued job (``queued -> printing``). Nothing while an
+        older job of that printer is still ``printing`` under someone's lease: order first."""
         with self._lock:
-            rows = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM jobs WHERE state = ? ORDER BY id", (JobState.PRINTING,)
-            ).fetchall()
+            row = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE printer = ? AND state IN (?, ?)"
+                " ORDER BY id LIMIT 1",
+                (printer, JobState.QUEUED, JobState.PRINTING),
+            ).fetchone()
+            if row is None or row[2] != JobState.QUEUED:
+                return None
+            job = _job(row)
+            return self._transition(
+                job,
+                JobState.PRINTING,
+                f"attempt {job.attempts + 1}",
+                lease_owner=owner,
+                lease_expires=self._clock() + lease_seconds,
+            )
+
+    def heartbeat(self, job_id: int, owner: str, lease_seconds: float) -> None:
+        """Extend a lease; InvalidTransition if it is no longer the owner's."""
+        with self._lock, transaction(self._conn):
+            cursor = self._conn.execute(
+                "UPDATE jobs SET lease_expires = ? WHERE id = ? AND state = ? AND lease_owner = ?",
+                (self._clock() + lease_seconds, job_id, JobState.PRINTING, owner),
+            )
+            if cursor.rowcount != 1:
+                raise InvalidTransition(f"job {job_id}: lease lost")
+
+    def mark_printed(self, job_id: int, detail: str = "", owner: str | None = None) -> Job:
+        return self._finish(job_id, JobState.PRINTED, detail or "printed", owner)
+
+    def mark_sent(self, job_id: int, detail: str = "", owner: str | None = None) -> Job:
+        return self._finish(job_id, JobState.SENT, detail or "sent, not confirmed", owner)
+
+    def release(
+        self,
+        job_id: int,
+        error: str,
+        *,
+        maybe_printed: bool,
+        count_attempt: bool = True,
+        owner: str | None = None,
+    ) -> Job:
+        """An attempt did not finish: ``printing -> queued``, keeping the job's place."""
+        with self._lock:
+            job = self._owned(job_id, owner)
+            return self._transition(
+                job,
+                JobState.QUEUED,
+                f"will retry: {error}",
+                attempts=job.attempts + int(count_attempt),
+                last_error=error,
+                maybe_printed=int(job.maybe_printed or maybe_printed),
+                lease_owner=None,
+                lease_expires=None,
+            )
+
+    def mark_failed(self, job_id: int, error: str, owner: str | None = None) -> Job:
+        with self._lock:
+            job = self._owned(job_id, owner)
+            return self._transition(
+                job,
+                JobState.FAILED,
+                error,
+                attempts=job.attempts + 1,
+                last_error=error,
+                lease_owner=None,
+                lease_expires=None,
+            )
+
+    def cancel(self, job_id: int, detail: str = "") -> Job:
+        with self._lock:
+            return self._transition(self._get(job_id), JobState.CANCELLED, detail or "cancelled")
+
+    def recover_interrupted(self, *, expired_only: bool = False) -> list[Job]:
+        """Jobs left ``printing`` (their process died, or their lease ran out) go back to the
+        queue flagged as possibly printed, so they come out marked REPRINT."""
+        query = f"SELECT {_COLUMNS} FROM jobs WHERE state = ?"
+        params: tuple[Any, ...] = (JobState.PRINTING,)
+        if expired_only:
+            query += " AND (lease_expires IS NULL OR lease_expires < ?)"
+            params = (*params, self._clock())
+        with self._lock:
+            rows = self._conn.execute(query + " ORDER BY id", params).fetchall()
             return [
                 self._transition(
                     _job(row),
                     JobState.QUEUED,
-                    "recovered after restart: may have printed, will print marked REPRINT",
+                    _RECOVERED,
                     maybe_printed=1,
+                    lease_owner=None,
+                    lease_expires=None,
                 )
                 for row in rows
             ]
+
+    def move_to_backup(self, printer: str, backup: str) -> list[Job]:
+        """Hand every queued job of ``printer`` to ``backup`` (they print with a BACKUP FOR
+        banner); returns the moved jobs."""
+        now = self._clock()
+        with self._lock, transaction(self._conn):
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE printer = ? AND state = ? ORDER BY id",
+                (printer, JobState.QUEUED),
+            ).fetchall()
+            for row in rows:
+                self._conn.execute(
+                    "UPDATE jobs SET printer = ?, original_printer = COALESCE(original_printer, ?),"
+                    " updated_at = ? WHERE id = ? AND state = ?",
+                    (backup, printer, now, row[0], JobState.QUEUED),
+                )
+                self._add_event(
+                    row[0],
+                    JobState.QUEUED,
+                    JobState.QUEUED,
+                    f"moved from {printer} to {backup}",
+                    now,
+                )
+            moved = [self._get(row[0]) for row in rows]
+        for job in moved:
+            log.warning(
+                "job %d%s: moved from printer %s to backup %s", job.id, _label(job), printer, backup
+            )
+        return moved
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
 
     # -- internals (caller holds the lock) -------------------------------------------------
+
+    def _finish(self, job_id: int, state: JobState, detail: str, owner: str | None) -> Job:
+        with self._lock:
+            job = self._owned(job_id, owner)
+            return self._transition(
+                job, state, detail, printed_at=self._clock(), lease_owner=None, lease_expires=None
+            )
+
+    def _owned(self, job_id: int, owner: str | None) -> Job:
+        job = self._get(job_id)
+        if owner is not None and job.state is JobState.PRINTING and job.lease_owner != owner:
+            raise InvalidTransition(f"job {job_id}: lease lost to {job.lease_owner!r}")
+        return job
 
     def _get(self, job_id: int) -> Job:
         row = self._conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -194,13 +306,18 @@ class SqliteJobStore:
             raise InvalidTransition(f"job {job.id} is {job.state}, cannot become {new_state}")
         now = self._clock()
         assignments = ", ".join(f"{name} = ?" for name in ("state", "updated_at", *columns))
+        guard = "id = ? AND state = ?"
+        params: tuple[Any, ...] = (job.id, job.state)
+        if job.state is JobState.PRINTING:
+            guard += " AND lease_owner IS ?"
+            params = (*params, job.lease_owner)
         with transaction(self._conn):
             cursor = self._conn.execute(
-                f"UPDATE jobs SET {assignments} WHERE id = ? AND state = ?",
-                (new_state, now, *columns.values(), job.id, job.state),
+                f"UPDATE jobs SET {assignments} WHERE {guard}",
+                (new_state, now, *columns.values(), *params),
             )
             if cursor.rowcount != 1:
-                raise InvalidTransition(f"job {job.id} changed state meanwhile")
+                raise InvalidTransition(f"job {job.id} changed meanwhile")
             self._add_event(job.id, job.state, new_state, detail, now)
             updated = self._get(job.id)
         log.info("job %d%s: %s -> %s (%s)", job.id, _label(job), job.state, new_state, detail)
@@ -231,6 +348,10 @@ def _job(row: tuple[Any, ...]) -> Job:
         attempts=row[10],
         last_error=row[11],
         maybe_printed=bool(row[12]),
+        lease_owner=row[13],
+        lease_expires=row[14],
+        original_printer=row[15],
+        reprint_of=row[16],
     )
 
 

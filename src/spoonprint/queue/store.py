@@ -13,25 +13,15 @@ class JobStore(Protocol):
         idempotency key. The bool is True when a job was created. The job is on disk on return."""
         ...
 
+    def reprint(self, job_id: int) -> Job:
+        """A new job printing the same order again (marked REPRINT if it may be on paper)."""
+        ...
+
     def get(self, job_id: int) -> Job:
         """The job; JobNotFound if there is none."""
         ...
 
     def events(self, job_id: int) -> list[JobEvent]: ...
-
-    def claim_next(self, printer: str) -> Job | None:
-        """Move the printer's oldest queued job to ``printing`` and return it."""
-        ...
-
-    def mark_printed(self, job_id: int, detail: str = "") -> Job: ...
-
-    def release(self, job_id: int, error: str, *, maybe_printed: bool) -> Job:
-        """An attempt did not finish: ``printing -> queued``, counting the attempt."""
-        ...
-
-    def mark_failed(self, job_id: int, error: str) -> Job: ...
-
-    def cancel(self, job_id: int, detail: str = "") -> Job: ...
 
     def pending(self, printer: str | None = None) -> list[Job]:
         """Jobs still waiting to print, oldest first."""
@@ -39,9 +29,36 @@ class JobStore(Protocol):
 
     def count_by_state(self) -> dict[JobState, int]: ...
 
-    def recover_interrupted(self) -> list[Job]:
-        """At start: jobs left ``printing`` by a crash go back to the queue, flagged as
-        possibly printed so they come out marked REPRINT."""
+    def claim_next(self, printer: str, owner: str = "", lease_seconds: float = 30.0) -> Job | None:
+        """Lease the printer's oldest queued job (``queued -> printing``)."""
         ...
+
+    def heartbeat(self, job_id: int, owner: str, lease_seconds: float) -> None: ...
+
+    def mark_printed(self, job_id: int, detail: str = "", owner: str | None = None) -> Job: ...
+
+    def mark_sent(self, job_id: int, detail: str = "", owner: str | None = None) -> Job: ...
+
+    def release(
+        self,
+        job_id: int,
+        error: str,
+        *,
+        maybe_printed: bool,
+        count_attempt: bool = True,
+        owner: str | None = None,
+    ) -> Job:
+        """An attempt did not finish: ``printing -> queued``, keeping the job's place."""
+        ...
+
+    def mark_failed(self, job_id: int, error: str, owner: str | None = None) -> Job: ...
+
+    def cancel(self, job_id: int, detail: str = "") -> Job: ...
+
+    def recover_interrupted(self, *, expired_only: bool = False) -> list[Job]:
+        """Jobs left ``printing`` go back to the queue, flagged as possibly printed."""
+        ...
+
+    def move_to_backup(self, printer: str, backup: str) -> list[Job]: ...
 
     def close(self) -> None: ...

@@ -46,6 +46,10 @@ class KeyStore:
         self._conn = conn
         self._lock = threading.Lock()
 
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
     def create(self, name: str, role: str = "admin") -> str:
         """Store a new key's hash and return the key itself (the only time it is seen)."""
         if role not in ROLES:

@@ -25,10 +25,18 @@ class Transport(Protocol):
     #: Where the printer is, for logs and status pages.
     address: str
 
-    async def send(self, data: bytes, query: StatusQuery | None = None) -> bytes | None:
+    async def send(
+        self,
+        data: bytes,
+        query: StatusQuery | None = None,
+        check: Callable[[bytes], None] | None = None,
+    ) -> bytes | None:
         """Write ``data`` in full; then, if ``query`` is given, ask it and return the reply.
 
-        Raises PrinterError subclasses carrying how many bytes were written before the failure.
+        With ``check``, ``query`` is asked first on the same connection and ``check`` gets the
+        reply: it raises (a PrinterError) to keep the ticket from being sent to a printer that
+        cannot print it. Raises PrinterError subclasses carrying how many bytes were written
+        before the failure.
         """
         ...
 

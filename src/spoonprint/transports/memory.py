@@ -7,8 +7,9 @@ next sends with a given error, exactly where a real transport would raise.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
-from spoonprint.errors import PrinterError
+from spoonprint.errors import PrinterError, PrinterOffline
 from spoonprint.transports.base import StatusQuery
 
 ONLINE = b"\x12"
@@ -19,6 +20,8 @@ class MemoryTransport:
         self.address = address
         self.status = status
         self.sent: list[bytes] = []
+        #: While True every send and ask fails as an unreachable printer would.
+        self.offline = False
         self.queries: list[bytes] = []
         self._failures: deque[PrinterError] = deque()
 
@@ -26,17 +29,30 @@ class MemoryTransport:
         """The next ``len(errors)`` sends raise these, in order."""
         self._failures.extend(errors)
 
-    async def send(self, data: bytes, query: StatusQuery | None = None) -> bytes | None:
+    async def send(
+        self,
+        data: bytes,
+        query: StatusQuery | None = None,
+        check: Callable[[bytes], None] | None = None,
+    ) -> bytes | None:
         if self._failures:
             raise self._failures.popleft()
+        self._reachable()
+        if check is not None and query is not None:
+            check(await self.ask(query))
         self.sent.append(data)
         if query is None:
             return None
         return await self.ask(query)
 
     async def ask(self, query: StatusQuery) -> bytes:
+        self._reachable()
         self.queries.append(query.request)
         size = query.reply_size
         if query.total_size is not None:
             size = query.total_size(self.status[: query.reply_size])
         return self.status[:size]
+
+    def _reachable(self) -> None:
+        if self.offline:
+            raise PrinterOffline(f"{self.address} refused the connection")

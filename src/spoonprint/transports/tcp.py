@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -39,16 +39,25 @@ class TcpTransport:
         self.timeouts = timeouts
         self.address = f"tcp://{host}:{port}"
 
-    async def send(self, data: bytes, query: StatusQuery | None = None) -> bytes | None:
+    async def send(
+        self,
+        data: bytes,
+        query: StatusQuery | None = None,
+        check: Callable[[bytes], None] | None = None,
+    ) -> bytes | None:
         reader, writer = await self._connect()
         written = 0
         ok = False
         try:
+            if check is not None and query is not None:
+                check(await self._ask_on(reader, writer, query, 0))
             for start in range(0, len(data), _CHUNK):
                 chunk = data[start : start + _CHUNK]
                 writer.write(chunk)
-                await self._within(self.timeouts.write, writer.drain(), "writing", written)
+                # Counted before the drain: once handed over, part of it may reach the printer
+                # even if the drain then fails, and "may have printed" must err on that side.
                 written += len(chunk)
+                await self._within(self.timeouts.write, writer.drain(), "writing", written)
             reply = None if query is None else await self._ask_on(reader, writer, query, written)
             ok = True
             return reply
@@ -81,8 +90,8 @@ class TcpTransport:
             if isinstance(exc, ConnectionRefusedError) or exc.errno in _OFFLINE_ERRNOS:
                 raise PrinterOffline(f"{self.address} refused the connection") from exc
             raise PrinterOffline(f"{self.address} unreachable: {exc}") from exc
-        # With no buffer allowance drain() returns only once the kernel has every byte, so
-        # "written" counts bytes that really left this process.
+        # With no buffer allowance drain() returns only once the kernel has every byte: a
+        # printer that stops reading shows up as a write timeout, not as a growing buffer.
         writer.transport.set_write_buffer_limits(high=0)
         return reader, writer
 
