@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from .conftest import Server, free_port
+from .conftest import Server, ServerFactory, free_port
 
 KEY = re.compile(r"^sp_[A-Za-z0-9_-]{40,}$", re.MULTILINE)
 
@@ -113,3 +113,17 @@ def test_preview_writes_the_ticket_picture(tmp_path: Path) -> None:
         assert image.width == 384 and image.height > 200
     bad = spoonprint(tmp_path, "preview", "missing.json")
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
+
+
+def test_a_second_server_on_the_same_data_folder_refuses_to_start(
+    make_server: ServerFactory,
+) -> None:
+    first = make_server([])
+    result = subprocess.run(
+        [sys.executable, "-m", "spoonprint", "serve", "--config", str(first.config),
+         "--port", str(free_port())],
+        env=first.env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "another spoonprint is already running" in result.stderr
+    assert httpx.get(f"{first.url}/status").status_code == 200
