@@ -268,3 +268,27 @@ def test_disk_full_answers_503_and_acknowledges_nothing_it_did_not_store(
         assert job_id.status_code == 200  # every acknowledged order is stored
     retry = client.post("/print", json={"text": "again", "order_id": f"d-{refused[0]}"})
     assert retry.status_code == 202  # the refused one was not
+
+
+def test_sigterm_finishes_the_ticket_being_printed_then_exits(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    import signal
+    import sqlite3
+
+    # A long raster ticket at a printer that reads only as fast as it prints: the worker is
+    # still busy with it (about 0.6 s) when the operator stops the server.
+    with VirtualPrinterThread(out_dir=tmp_path / "slow", speed_mm_s=2500) as slow:
+        server = make_server([kitchen(slow, protocol="escpos-raster")])
+        text = "\n".join(f"line {n}" for n in range(400))
+        job_id = server.client().post("/print", json={"text": text}).json()["job_id"]
+        server.wait_for_job(job_id, lambda j: j["state"] == "printing")
+        assert server.stop() in (0, -signal.SIGTERM)
+        (ticket,) = slow.wait_for_tickets(1, timeout=10)
+    assert ticket.image is not None and ticket.image.height >= 400 * 30
+    db = sqlite3.connect(server.data_dir / "spoonprint.db")
+    state, lease = db.execute(
+        "SELECT state, lease_owner FROM jobs WHERE id = ?", (job_id,)
+    ).fetchone()
+    db.close()
+    assert (state, lease) == ("printed", None)

@@ -40,6 +40,36 @@ Modes (:class:`PrinterMode`):
 * ``blackhole``: connections are accepted but never read (reading is paused, so the sender's
   writes block once the socket buffers fill) and nothing is answered.
 
+Print speed (``speed_mm_s``, None by default: as fast as the data arrives). A real thermal
+printer takes in data only as fast as it prints it: once its small receive buffer is full the
+sender's writes wait for the paper. With a speed the virtual printer does the same, with a simple
+model of the print mechanism:
+
+* At 203 dpi the head prints 8 dot rows per mm, so the printer prints ``speed_mm_s * 8`` dot rows
+  a second.
+* What costs paper: ESC/POS line feed ``0A``: 30 rows (a 24-dot font plus line spacing);
+  ``ESC d n``: 30 * n rows; every row of a ``GS v 0`` raster image: 1 row. Star: every raster row
+  (``b`` or ``k``): 1 row. Paper fed by dots (ESC/POS ``ESC J n``, Star ``ESC * r Y n``, which
+  is how blank rows of a Star image are sent): n rows. Every other byte (text, settings, cuts)
+  costs nothing.
+* There is one print mechanism: data from all connections is printed one after the other, in
+  the order it was read, and no connection is read while there are rows left to print.
+* What has been read is printed at that rate. Whatever it completes (a ticket, at its cut or at
+  the end of its connection; a Star ``ETB``) happens when the printing of the rows before it is
+  done, so a ticket's ``completed_at`` minus ``first_byte_at`` is at least its rows divided by
+  the rate.
+* While the printer still has rows to print, it reads nothing more (``pause_reading``, resumed
+  by a timer when the rows are done), so the rest waits in the socket buffers and a sender
+  that writes faster than the paper moves blocks, as on a real printer. One read takes whatever
+  has arrived, so the "receive buffer" is one read of the socket.
+* Status requests (``DLE EOT n``, ``ESC ACK SOH``) are answered as soon as they are read, even
+  when ticket data read before them is still printing; one that arrives while reading is paused
+  waits, like a real-time command behind a full receive buffer.
+* Going offline or stopping the printer loses what was read but not yet printed, like switching
+  a real printer off; paper-out and cover-open decide, as always, when a ticket completes.
+
+:meth:`VirtualPrinter.set_speed` changes the speed for data read from then on.
+
 ESC/POS ``DLE EOT n`` replies. Every reply has the fixed pattern ``0xx1xx10`` (bit1 and bit4 set,
 bit0 and bit7 clear), hence the base ``0x12``. Checked against /work/shared/PROTOCOLS.md and, as a
 second source, the Epson DLE EOT reference as implemented by the ``escpos`` Rust crate
@@ -94,11 +124,13 @@ from __future__ import annotations
 import asyncio
 import codecs
 import logging
+import math
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -108,8 +140,15 @@ from typing import Self, TypeVar, cast
 from PIL import Image
 
 from spoonprint.emulator.escpos_paper import render_escpos_paper
-from spoonprint.emulator.escpos_text import Kind, decode_escpos, has_printable_content, tokenize
+from spoonprint.emulator.escpos_text import (
+    Kind,
+    Token,
+    decode_escpos,
+    has_printable_content,
+    tokenize,
+)
 from spoonprint.emulator.star_raster import (
+    MAX_MOVE,
     StarKind,
     StarPage,
     StarPaper,
@@ -134,6 +173,11 @@ log = logging.getLogger(__name__)
 #: What the virtual printer can be: an ESC/POS printer or a graphics-only Star TSP100/TSP143.
 PROTOCOLS = ("escpos", "star-graphic")
 DEFAULT_WIDTH = 576
+
+#: The print speed model (see the module docstring): dot rows per mm of paper at 203 dpi, and
+#: the rows one ESC/POS text line takes.
+DOTS_PER_MM = 8
+ROWS_PER_LINE = 30
 
 _TICKET_FILE = re.compile(r"^(\d{6,})-\d{8}-\d{6}\.(?:bin|txt|png)$")
 _THREAD_CALL_TIMEOUT = 30.0
@@ -186,9 +230,43 @@ def star_asb(mode: PrinterMode, etb_counter: int = 0, etb_executed: bool = False
     return _ASB_HEADER + bytes([state, 0, 0, paper, 0, etb_bits, 0])
 
 
+def _checked_speed(speed_mm_s: float | None) -> float | None:
+    if speed_mm_s is None:
+        return None
+    speed = float(speed_mm_s)
+    if not (math.isfinite(speed) and speed > 0):
+        raise ValueError(f"speed_mm_s must be a positive number of mm/s or None, not {speed_mm_s}")
+    return speed
+
+
+def _escpos_rows(token: Token, data: bytes | bytearray) -> int:
+    """Dot rows of paper an ESC/POS token takes in the print speed model."""
+    if token.kind is Kind.NEWLINE:
+        return ROWS_PER_LINE
+    if token.kind is Kind.FEED:  # ESC d n: n lines; ESC J n: n dots
+        n = data[token.start + 2]
+        return ROWS_PER_LINE * n if data[token.start + 1] == ord("d") else n
+    if token.kind is Kind.RASTER:
+        return token.args[1]
+    return 0
+
+
+def _star_rows(token: StarToken, raster: bool) -> int:
+    """Dot rows of paper a Star token takes in the print speed model (rows and moves count
+    only in raster mode)."""
+    if not raster:
+        return 0
+    if token.kind in (StarKind.ROW, StarKind.ROW_NO_FEED):
+        return 1
+    if token.kind is StarKind.MOVE:
+        return min(max(token.value, 0), MAX_MOVE)
+    return 0
+
+
 @dataclass(frozen=True)
 class Ticket:
-    """One printed ticket. Times are ``time.perf_counter()`` values.
+    """One printed ticket. Times are ``time.perf_counter()`` values; with a print speed,
+    ``completed_at`` is when its last row is on paper.
 
     ``path`` is the saved ``.bin`` file (its ``.txt`` and ``.png`` sit next to it), or None when
     there is no ``out_dir`` or saving failed. ``image`` is the picture of the paper (mode "1",
@@ -241,12 +319,23 @@ class _ChunkBuffer:
     """Bytes received but not yet read as whole commands, and the ticket they go into.
 
     ``pending`` holds the start of a command whose remaining bytes have not arrived yet.
+    ``rows`` counts the dot rows of paper that the commands read so far take (see "Print speed"
+    in the module docstring).
     """
 
     ticket: bytearray = field(default_factory=bytearray)
     ticket_since: float = 0.0
     pending: bytearray = field(default_factory=bytearray)
     pending_since: float = 0.0
+    rows: int = 0
+
+    def feed(self, chunk: bytes, now: float) -> list[_Event]:
+        """The events that ``chunk``, received at ``now``, completes."""
+        return [event for _, event in self.feed_rows(chunk, now)]
+
+    def feed_rows(self, chunk: bytes, now: float) -> list[tuple[int, _Event]]:
+        """Like :meth:`feed`, each event with :attr:`rows` as it was when the event happened."""
+        raise NotImplementedError
 
     def _receive(self, chunk: bytes, now: float) -> int:
         """Append ``chunk``; return how many pending bytes came from earlier chunks."""
@@ -281,20 +370,21 @@ class _StreamAssembler(_ChunkBuffer):
     """Per-connection ESC/POS parsing state, free of I/O: chunks in, status requests and
     tickets out."""
 
-    def feed(self, chunk: bytes, now: float) -> list[_Event]:
+    def feed_rows(self, chunk: bytes, now: float) -> list[tuple[int, _Event]]:
         old_length = self._receive(chunk, now)
-        events: list[_Event] = []
+        events: list[tuple[int, _Event]] = []
         consumed = 0
         for token in tokenize(self.pending):
             if token.kind is Kind.INCOMPLETE:
                 break
             consumed = token.end
             if token.kind is Kind.STATUS_REQUEST:
-                events.append(_StatusRequest(token.args[0]))
+                events.append((self.rows, _StatusRequest(token.args[0])))
                 continue
+            self.rows += _escpos_rows(token, self.pending)
             self._keep(token.start, token.end, old_length, now)
             if token.kind is Kind.CUT:
-                events.append(_RawTicket(bytes(self.ticket), self.ticket_since, now))
+                events.append((self.rows, _RawTicket(bytes(self.ticket), self.ticket_since, now)))
                 self.ticket.clear()
         self._consume(consumed, old_length, now)
         return events
@@ -322,9 +412,9 @@ class _StarStreamAssembler(_ChunkBuffer):
     held: StarPage | None = None
     held_at: float = 0.0
 
-    def feed(self, chunk: bytes, now: float) -> list[_Event]:
+    def feed_rows(self, chunk: bytes, now: float) -> list[tuple[int, _Event]]:
         old_length = self._receive(chunk, now)
-        events: list[_Event] = []
+        events: list[tuple[int, _Event]] = []
         consumed = 0
         for token in tokenize_star(self.pending, raster=self.paper.raster):
             if token.kind is StarKind.INCOMPLETE:
@@ -335,10 +425,11 @@ class _StarStreamAssembler(_ChunkBuffer):
                 if joins:
                     self._keep(token.start, token.end, old_length, now)
                     self.paper.apply(token)
-                events.append(self._release(now if joins else self.held_at))
+                events.append((self.rows, self._release(now if joins else self.held_at)))
                 if joins:
                     continue
-            events.extend(self._handle(token, old_length, now))
+            handled = self._handle(token, old_length, now)
+            events.extend((self.rows, event) for event in handled)
         self._consume(consumed, old_length, now)
         return events
 
@@ -370,6 +461,7 @@ class _StarStreamAssembler(_ChunkBuffer):
         elif token.kind is StarKind.CLEAR_ETB:
             events.append(_EtbClear())
         self._keep(token.start, token.end, old_length, now)
+        self.rows += _star_rows(token, self.paper.raster)
         if self.paper.apply(token):
             self.held, self.held_at = self.paper.take(), now
             if ends_job(token):
@@ -383,6 +475,14 @@ class _StarStreamAssembler(_ChunkBuffer):
         return ticket
 
 
+@dataclass(frozen=True)
+class _Scheduled:
+    """An event waiting for the rows read before it to be printed."""
+
+    due: float
+    event: _RawTicket | _Etb | _EtbClear
+
+
 class _PrinterConnection(asyncio.Protocol):
     def __init__(self, printer: VirtualPrinter) -> None:
         self._printer = printer
@@ -390,6 +490,15 @@ class _PrinterConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._peer: object = None
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Print speed: rows of this connection already handed to the print mechanism, events
+        # waiting for their rows to be printed, and the timer that delivers them.
+        self._rows_printed = 0
+        self._backlog: deque[_Scheduled] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._throttled = False
+        self._paused = False
+        self._lost = False
+        self._power_off = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream server always hands over a full transport; uvloop's is not a subclass of
@@ -397,20 +506,23 @@ class _PrinterConnection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
         self._peer = self._transport.get_extra_info("peername")
         self._printer._connections.add(self)
-        if self._printer.mode is PrinterMode.BLACKHOLE:
-            self._transport.pause_reading()
+        self._pump()  # reads nothing while the printer is busy
         log.debug("virtual printer: connection from %s", self._peer)
 
     def data_received(self, data: bytes) -> None:
-        for event in self._assembler.feed(data, time.perf_counter()):
-            if isinstance(event, _StatusRequest):
-                self._reply(status_reply(self._printer.mode, event.n))
-            elif isinstance(event, _AsbRequest):
-                self._reply_asb()
-            elif isinstance(event, _RawTicket):
-                self._printer._ticket_received(event)
+        now = time.perf_counter()
+        for rows, event in self._assembler.feed_rows(data, now):
+            if isinstance(event, _StatusRequest | _AsbRequest):
+                # Answered now, but after what is printed by now (all of it at full speed).
+                self._complete_due(now)
+                if isinstance(event, _StatusRequest):
+                    self._reply(status_reply(self._printer.mode, event.n))
+                else:
+                    self._reply_asb()
             else:
-                self._printer._etb_event(event)
+                self._schedule(rows, event, now)
+        self._print_rows(self._assembler.rows, now)
+        self._pump()
 
     def eof_received(self) -> bool | None:
         # Returning None closes our side too, which makes connection_lost save what is left.
@@ -419,24 +531,93 @@ class _PrinterConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if exc is not None:
             log.debug("virtual printer: connection from %s lost: %s", self._peer, exc)
-        leftover = self._assembler.finish(time.perf_counter())
+        self._lost = True
+        now = time.perf_counter()
+        leftover = self._assembler.finish(now)
         if leftover is not None:
-            self._printer._ticket_received(leftover)
+            self._schedule(self._assembler.rows, leftover, now)
+        self._pump()
+
+    def refresh_reading(self) -> None:
+        """Read unless the printer is a black hole or still printing what it read."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        pause = self._printer.mode is PrinterMode.BLACKHOLE or self._throttled
+        if pause and not self._paused:
+            transport.pause_reading()
+        elif self._paused and not pause:
+            transport.resume_reading()
+        self._paused = pause
+
+    def hold(self, until: float, now: float) -> None:
+        """Read nothing more until ``until``, when the printer will have printed its rows."""
+        if self._lost or self._throttled:
+            return  # not reading, and a timer is set to look again
+        self._throttled = True
+        self.refresh_reading()
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(until - now, self._pump)
+
+    def abort(self) -> None:
+        """Power off: drop the connection and whatever it read that is not printed yet."""
+        self._power_off = True
+        if self._lost:
+            self._pump()  # already closed, maybe still printing: drop the rest now
+        elif self._transport is not None:
+            self._transport.abort()
+
+    def _print_rows(self, rows: int, now: float) -> float:
+        """Hand the rows up to the assembler's count ``rows`` to the print mechanism; return
+        when it will have printed them."""
+        new_rows, self._rows_printed = rows - self._rows_printed, rows
+        return self._printer._print(new_rows, now)
+
+    def _schedule(self, rows: int, event: _RawTicket | _Etb | _EtbClear, now: float) -> None:
+        due = self._print_rows(rows, now)
+        if isinstance(event, _RawTicket) and due > now:
+            event = replace(event, completed_at=due)  # done when its last row is on paper
+        self._backlog.append(_Scheduled(due, event))
+
+    def _pump(self) -> None:
+        """Complete the events whose rows are printed, read again once everything read is
+        printed, and set the timer for whichever comes next."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        now = time.perf_counter()
+        self._complete_due(now)
+        if self._power_off and self._backlog:
+            log.info(
+                "virtual printer: switched off with %d unprinted events; they are lost",
+                len(self._backlog),
+            )
+            self._backlog.clear()
+        if self._lost:
+            if not self._backlog:
+                self._finished()
+                return
+            wake = self._backlog[0].due
+        else:
+            busy_until = self._printer._busy_until
+            self._throttled = busy_until > now
+            self.refresh_reading()
+            wake = self._backlog[0].due if self._backlog else busy_until
+        if wake > now:
+            self._timer = asyncio.get_running_loop().call_later(wake - now, self._pump)
+
+    def _complete_due(self, now: float) -> None:
+        while self._backlog and self._backlog[0].due <= now:
+            event = self._backlog.popleft().event
+            if isinstance(event, _RawTicket):
+                self._printer._ticket_received(event)
+            else:
+                self._printer._etb_event(event)
+
+    def _finished(self) -> None:
         self._printer._connections.discard(self)
         if not self.closed.done():
             self.closed.set_result(None)
-
-    def set_reading(self, reading: bool) -> None:
-        if self._transport is None or self._transport.is_closing():
-            return
-        if reading:
-            self._transport.resume_reading()
-        else:
-            self._transport.pause_reading()
-
-    def abort(self) -> None:
-        if self._transport is not None:
-            self._transport.abort()
 
     def _reply(self, reply: int | bytes | None) -> bool:
         # Writing to a transport the peer already reset only makes asyncio log warnings.
@@ -462,7 +643,9 @@ class VirtualPrinter:
     """A virtual printer listening on ``host:port`` (port 0 picks a free port).
 
     ``protocol`` is ``"escpos"`` or ``"star-graphic"``; ``width`` the printable width in dots
-    (576 for 80 mm paper, 512, 384 ...), used for the pictures of the paper.
+    (576 for 80 mm paper, 512, 384 ...), used for the pictures of the paper. ``speed_mm_s`` is
+    the print speed in mm of paper a second, None for as fast as data arrives (see "Print
+    speed" in the module docstring).
     """
 
     def __init__(
@@ -475,8 +658,10 @@ class VirtualPrinter:
         mode: PrinterMode = PrinterMode.ONLINE,
         protocol: str = "escpos",
         width: int = DEFAULT_WIDTH,
+        speed_mm_s: float | None = None,
     ) -> None:
-        # Fail on a misspelt codec, protocol or width now rather than at the first ticket.
+        # Fail on a misspelt codec, protocol, width or speed now rather than at the first ticket.
+        self._speed = _checked_speed(speed_mm_s)
         codecs.lookup(encoding)
         codecs.lookup(cjk_encoding)
         if protocol not in PROTOCOLS:
@@ -499,10 +684,17 @@ class VirtualPrinter:
         self._running = False
         self._etb_counter = 0
         self._etb_executed = False
+        #: When the print mechanism will have printed every row handed to it (perf_counter).
+        self._busy_until = 0.0
 
     @property
     def mode(self) -> PrinterMode:
         return self._mode
+
+    @property
+    def speed_mm_s(self) -> float | None:
+        """The print speed in mm/s, or None for as fast as data arrives."""
+        return self._speed
 
     @property
     def etb_counter(self) -> int:
@@ -533,6 +725,13 @@ class VirtualPrinter:
         await self._drop_connections()
         self._running = False
 
+    async def set_speed(self, speed_mm_s: float | None) -> None:
+        """Print at ``speed_mm_s`` mm/s (None: as fast as data arrives) from now on.
+
+        Data already read is printed at the speed it was read at.
+        """
+        self._speed = _checked_speed(speed_mm_s)
+
     async def set_mode(self, mode: PrinterMode) -> None:
         previous, self._mode = self._mode, PrinterMode(mode)
         if not self._running or previous is self._mode:
@@ -549,7 +748,7 @@ class VirtualPrinter:
                 self._mode = previous
                 raise
         for connection in list(self._connections):
-            connection.set_reading(self._mode is not PrinterMode.BLACKHOLE)
+            connection.refresh_reading()
 
     async def wait_for_tickets(self, count: int, timeout: float) -> list[Ticket]:
         """Wait until at least ``count`` tickets arrived; return all received so far.
@@ -604,6 +803,16 @@ class VirtualPrinter:
         for connection in connections:
             connection.abort()
         await asyncio.gather(*(connection.closed for connection in connections))
+        self._busy_until = 0.0  # switched off: what it had not printed is lost
+
+    def _print(self, rows: int, now: float) -> float:
+        """Queue ``rows`` dot rows on the print mechanism; return when they will be printed."""
+        self._busy_until = max(self._busy_until, now)
+        if rows > 0 and self._speed is not None:
+            self._busy_until += rows / (self._speed * DOTS_PER_MM)
+            for connection in self._connections:
+                connection.hold(self._busy_until, now)
+        return self._busy_until
 
     def _new_assembler(self) -> _StreamAssembler | _StarStreamAssembler:
         if self.protocol == "star-graphic":
@@ -699,9 +908,10 @@ class VirtualPrinterThread:
         mode: PrinterMode = PrinterMode.ONLINE,
         protocol: str = "escpos",
         width: int = DEFAULT_WIDTH,
+        speed_mm_s: float | None = None,
     ) -> None:
         self.printer = VirtualPrinter(
-            host, port, out_dir, encoding, cjk_encoding, mode, protocol, width
+            host, port, out_dir, encoding, cjk_encoding, mode, protocol, width, speed_mm_s
         )
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -725,6 +935,10 @@ class VirtualPrinterThread:
     @property
     def etb_counter(self) -> int:
         return self.printer.etb_counter
+
+    @property
+    def speed_mm_s(self) -> float | None:
+        return self.printer.speed_mm_s
 
     def start(self) -> None:
         """Start the thread; returns once the printer is listening (or raises its start error)."""
@@ -750,6 +964,10 @@ class VirtualPrinterThread:
 
     def set_mode(self, mode: PrinterMode) -> None:
         self._call(self.printer.set_mode(mode), _THREAD_CALL_TIMEOUT)
+
+    def set_speed(self, speed_mm_s: float | None) -> None:
+        """See :meth:`VirtualPrinter.set_speed`."""
+        self._call(self.printer.set_speed(speed_mm_s), _THREAD_CALL_TIMEOUT)
 
     def wait_for_tickets(self, count: int, timeout: float) -> list[Ticket]:
         """Wait until at least ``count`` tickets arrived; return all. Raises TimeoutError."""
