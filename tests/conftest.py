@@ -6,6 +6,7 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -66,10 +67,16 @@ class Server:
     log: Path
     proc: subprocess.Popen[bytes] | None = None
     clients: list[httpx.Client] = field(default_factory=list)
+    scheme: str = "http"
+    #: A CA file for https servers with a self-signed certificate.
+    verify: str | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def _verify(self) -> ssl.SSLContext | bool:
+        return ssl.create_default_context(cafile=self.verify) if self.verify else True
 
     @property
     def data_dir(self) -> Path:
@@ -94,7 +101,8 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited:\n{self.log.read_text(errors='replace')}")
             try:
-                if httpx.get(f"{self.url}/status", timeout=1).status_code == 200:
+                status = httpx.get(f"{self.url}/status", timeout=1, verify=self._verify())
+                if status.status_code == 200:
                     return
             except httpx.TransportError:
                 time.sleep(0.02)  # the port is not open yet: nothing to await on
@@ -115,7 +123,7 @@ class Server:
 
     def client(self, key: str | None = "default") -> httpx.Client:
         headers = {"X-API-Key": self.key if key == "default" else key} if key else {}
-        client = httpx.Client(base_url=self.url, headers=headers, timeout=10)
+        client = httpx.Client(base_url=self.url, headers=headers, timeout=10, verify=self._verify())
         self.clients.append(client)
         return client
 

@@ -65,9 +65,11 @@ def test_init_key_works_and_revoking_takes_effect_at_once(tmp_path: Path) -> Non
         saved = list((tmp_path / "spoonprint-data" / "virtual-printer").glob("*.txt"))
         assert "Hello World Test" in saved[0].read_text(encoding="utf-8")
         headers = {"X-API-Key": website_key}
-        assert httpx.get(f"{server.url}/queue", headers=headers).status_code == 200
+        order = {"text": "from the website"}
+        assert httpx.post(f"{server.url}/print", json=order, headers=headers).status_code == 202
+        assert httpx.get(f"{server.url}/queue", headers=headers).status_code == 403  # print role
         assert spoonprint(tmp_path, "keys", "revoke", "website").returncode == 0
-        assert httpx.get(f"{server.url}/queue", headers=headers).status_code == 401
+        assert httpx.post(f"{server.url}/print", json=order, headers=headers).status_code == 401
         status = spoonprint(tmp_path, "status")
         assert status.returncode == 0 and "virtual: online" in status.stdout
     finally:

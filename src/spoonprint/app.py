@@ -25,6 +25,9 @@ from spoonprint.instance_lock import InstanceLock
 from spoonprint.queue.sqlite import SqliteJobStore
 from spoonprint.render.base import preview_png, renderer_for
 from spoonprint.render.fonts import Typeface, find_typeface
+from spoonprint.security.clients import parse_networks
+from spoonprint.security.events import SECURITY_LOG, SecurityLog
+from spoonprint.security.guard import BlockStore, Guard, SecurityPolicy
 from spoonprint.security.keys import Authenticator, KeyStore
 from spoonprint.transports.tcp import TcpTransport, Timeouts
 
@@ -41,6 +44,7 @@ class Services:
     auth: Authenticator
     typeface: Typeface
     lock: InstanceLock
+    guard: Guard
     #: Identifies this process's leases on jobs.
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     version: str = __version__
@@ -116,6 +120,7 @@ class Services:
             await self.virtual_printer.stop()
         self.store.close()
         self.auth.keys.close()
+        self.guard.close()
         self.lock.release()
 
     async def _start_virtual_printer(self) -> PrinterConfig:
@@ -188,4 +193,20 @@ def build(settings: Settings) -> Services:
         auth=Authenticator(keys, env_key),
         typeface=typeface,
         lock=lock,
+        guard=build_guard(settings),
     )
+
+
+def build_guard(settings: Settings) -> Guard:
+    security = settings.security
+    policy = SecurityPolicy(
+        allowed_networks=parse_networks(security.allowed_networks),
+        trusted_proxies=parse_networks(security.trusted_proxies),
+        allowlist_only=security.allowlist_only,
+        rate_limit_per_minute=security.rate_limit_per_minute,
+        block_after=security.block_after,
+        block_seconds=security.block_seconds,
+    )
+    data_dir = settings.server.data_dir
+    blocks = BlockStore(connect(data_dir / DB_FILENAME))
+    return Guard(policy, blocks, SecurityLog(data_dir / "logs" / SECURITY_LOG))

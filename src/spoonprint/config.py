@@ -27,6 +27,7 @@ from pydantic_settings import (
 from spoonprint.domain.profile import Chinese, PrinterProfile, Protocol
 from spoonprint.domain.ticket import Style
 from spoonprint.errors import ConfigError
+from spoonprint.security.clients import PRIVATE_AND_LOOPBACK, parse_networks
 
 DEFAULT_CONFIG = Path("spoonprint.toml")
 DEFAULT_TCP_PORT = 9100
@@ -64,6 +65,36 @@ class DeliverySettings(_Section):
     breaker_max_reset: Seconds = 60.0
     #: How long a job being printed is reserved without a heartbeat (renewed every third).
     lease_seconds: Seconds = 30.0
+
+
+class SecuritySettings(_Section):
+    #: The shop's own networks: never rate limited, never blocked by strikes.
+    allowed_networks: list[str] = list(PRIVATE_AND_LOOPBACK)
+    #: Reverse proxies whose X-Forwarded-For is believed.
+    trusted_proxies: list[str] = []
+    #: Refuse every client outside allowed_networks, even with a valid key.
+    allowlist_only: bool = False
+    #: Requests a minute per address outside allowed_networks.
+    rate_limit_per_minute: int = Field(10, ge=1)
+    #: Strikes (scanner probes, wrong keys, malformed requests) that block an address...
+    block_after: int = Field(5, ge=1)
+    #: ...for this many seconds.
+    block_seconds: float = Field(300.0, gt=0)
+    #: A client must send its request headers within this many seconds.
+    header_timeout: Seconds = 10.0
+    #: Serve HTTPS with this certificate and key (PEM files).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @field_validator("allowed_networks", "trusted_proxies")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                parse_networks([value])
+            except ValueError:
+                raise ValueError(f"{value!r} is not an address or network (CIDR)") from None
+        return values
 
 
 class RenderSettings(_Section):
@@ -139,6 +170,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     delivery: DeliverySettings = DeliverySettings()
     render: RenderSettings = RenderSettings()
+    security: SecuritySettings = SecuritySettings()
     printers: list[PrinterConfig] = []
     api_key: SecretStr | None = None
 
@@ -215,6 +247,13 @@ def load_settings(path: Path | None = None, *, required: bool = False) -> Settin
         settings.server.data_dir = (base / settings.server.data_dir).resolve()
     if settings.render.font is not None and not settings.render.font.is_absolute():
         settings.render.font = (base / settings.render.font).resolve()
+    security = settings.security
+    if (security.tls_cert is None) != (security.tls_key is None):
+        raise ConfigError("security.tls_cert and security.tls_key go together: set both or none")
+    for name in ("tls_cert", "tls_key"):
+        value = getattr(security, name)
+        if value is not None and not value.is_absolute():
+            setattr(security, name, (base / value).resolve())
     return settings
 
 

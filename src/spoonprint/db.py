@@ -61,6 +61,15 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN reprint_of INTEGER REFERENCES jobs(id);
     CREATE INDEX jobs_printing ON jobs(state, lease_expires);
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN submitted_by TEXT;
+    CREATE TABLE blocks (
+        ip TEXT PRIMARY KEY,
+        until REAL NOT NULL,
+        reason TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    """,
 )
 
 

@@ -9,6 +9,7 @@ import uvicorn
 from spoonprint.app import build
 from spoonprint.config import Settings
 from spoonprint.http.app import create_app
+from spoonprint.http.protocol import guarded_protocol
 from spoonprint.logs import setup_logging
 
 log = logging.getLogger("spoonprint")
@@ -24,13 +25,21 @@ def serve(settings: Settings) -> None:
             "'spoonprint keys create NAME'"
         )
     log.info("logging to %s", log_file)
+    security = settings.security
     config = uvicorn.Config(
         create_app(services),
         host=settings.server.host,
         port=settings.server.port,
         log_config=None,
+        http=guarded_protocol(services.guard, security.header_timeout),
         # Short idle keep-alive: an internet-facing port should not hold idle sockets long.
         timeout_keep_alive=5,
+        # Headers are small here; a huge header block is an attack, not an order.
+        h11_max_incomplete_event_size=16 * 1024,
+        limit_concurrency=200,
         server_header=False,
+        date_header=False,
+        ssl_certfile=str(security.tls_cert) if security.tls_cert else None,
+        ssl_keyfile=str(security.tls_key) if security.tls_key else None,
     )
     uvicorn.Server(config).run()

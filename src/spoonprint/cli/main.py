@@ -24,6 +24,12 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+security_app = typer.Typer(
+    help="Blocked addresses and security events.", invoke_without_command=True
+)
+app.add_typer(security_app, name="security")
+tls_app = typer.Typer(help="Certificates for HTTPS.", no_args_is_help=True)
+app.add_typer(tls_app, name="tls")
 console = Console()
 err = Console(stderr=True)
 
@@ -301,6 +307,76 @@ def preview(
     profile = chosen.profile()
     out.write_bytes(preview_png(document_for(request.payload(), profile.style), profile, typeface))
     console.print(f"Wrote {out} ({chosen.name}: {profile.width_dots} dots, {profile.style} style)")
+
+
+@security_app.callback()
+def security_summary(ctx: typer.Context, config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Blocked addresses, top offenders and the last hour's security events."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import time
+
+    from spoonprint.app import build_guard
+    from spoonprint.security.events import summarise
+
+    settings = _settings(config)
+    guard = build_guard(settings)
+    try:
+        blocks = guard.blocks.active(time.time())
+        summary = summarise(guard.events.path) if guard.events.path else None
+    finally:
+        guard.close()
+    console.print(f"Blocked addresses: {len(blocks)}")
+    for block in blocks:
+        left = int(block.until - time.time())
+        console.print(f"  {block.ip}  {left} s left  ({block.reason})")
+    if summary is None or not summary.total:
+        console.print("No security events recorded.")
+        return
+    console.print(
+        "Events in the last hour: "
+        + (
+            ", ".join(f"{event} {count}" for event, count in summary.events_last_hour.most_common())
+            or "none"
+        )
+    )
+    console.print("Top offenders:")
+    for ip, count in summary.top_offenders:
+        console.print(f"  {ip}  {count} events")
+
+
+@security_app.command("unblock")
+def security_unblock(ip: str, config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Lift the block on an address (takes effect at once, also on a running server)."""
+    from spoonprint.app import build_guard
+
+    guard = build_guard(_settings(config))
+    try:
+        removed = guard.unblock(ip)
+    finally:
+        guard.close()
+    if not removed:
+        err.print(f"[red]{ip} is not blocked[/red]")
+        raise typer.Exit(1)
+    console.print(f"Unblocked {ip}.")
+
+
+@tls_app.command("self-signed")
+def tls_self_signed(
+    hostname: Annotated[
+        list[str] | None, typer.Option("--host", help="Name or IP (repeatable); localhost.")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Folder for cert.pem and key.pem.")] = Path("tls"),
+    days: Annotated[int, typer.Option(help="Validity in days.")] = 825,
+) -> None:
+    """Make a self-signed certificate for HTTPS on the local network."""
+    from spoonprint.security.tls import write_self_signed
+
+    cert, key = write_self_signed(out, hostname or ["localhost"], days)
+    console.print(f"Wrote {cert} and {key}. Add to spoonprint.toml:")
+    console.print(
+        f'[security]\ntls_cert = "{cert.as_posix()}"\ntls_key = "{key.as_posix()}"', highlight=False
+    )
 
 
 @app.command()

@@ -68,6 +68,8 @@ class Job:
     original_printer: str | None = None
     #: The job this one is a reprint of, when staff asked for a reprint.
     reprint_of: int | None = None
+    #: The name of the API key that sent the order.
+    submitted_by: str | None = None
 
     @property
     def moved_to_backup(self) -> bool:
@@ -96,3 +98,4 @@ class NewJob:
     idempotency_key: str | None = None
     maybe_printed: bool = False
     reprint_of: int | None = None
+    submitted_by: str | None = None

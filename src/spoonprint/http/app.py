@@ -6,17 +6,22 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi import Path as FastApiPath
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.routing import Match
+from starlette.types import Scope
 
 from spoonprint import __version__
 from spoonprint.app import Services
 from spoonprint.domain.job import NewJob
-from spoonprint.http.auth import require_key
+from spoonprint.errors import JobNotFound
+from spoonprint.http.auth import require_admin, require_key
 from spoonprint.http.errors import install_error_handlers
+from spoonprint.http.guard import GuardMiddleware
 from spoonprint.http.limits import BodySizeLimitMiddleware
 from spoonprint.http.schemas import (
     AcceptedOut,
@@ -28,6 +33,10 @@ from spoonprint.http.schemas import (
     StatusOut,
     TestPrintRequest,
 )
+from spoonprint.security.keys import Identity
+
+#: Job ids are SQLite integers: anything larger cannot exist (and must not reach the driver).
+JobId = Annotated[int, FastApiPath(ge=1, le=2**63 - 1)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 404, 413, 415, 422, 503)
@@ -77,6 +86,14 @@ def create_app(services: Services) -> FastAPI:
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=services.settings.server.max_body_bytes)
     app.include_router(_public_routes())
     app.include_router(_private_routes(app), dependencies=[Depends(require_key)])
+
+    def known_path(path: str) -> bool:
+        # Asked of the app's own routing, so a route added later is known without a list here.
+        scope: Scope = {"type": "http", "path": path, "method": "GET", "root_path": ""}
+        return any(route.matches(scope)[0] is not Match.NONE for route in app.routes)
+
+    # Added last, so it runs first: hostile traffic is turned away before anything else.
+    app.add_middleware(GuardMiddleware, guard=services.guard, known_path=known_path)
     return app
 
 
@@ -124,12 +141,20 @@ def _private_routes(app: FastAPI) -> APIRouter:
         request: Request,
         response: Response,
         idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=128),
+        identity: Identity = Depends(require_key),
     ) -> AcceptedOut:
         """Accept an order. It is on disk before this answers 202; the same ``order_id`` or
         ``Idempotency-Key`` again answers 200 with the first job and prints nothing more."""
         services = services_of(request)
         printer = services.printer_name(order.printer)
-        new = NewJob(printer, order.payload(), order.copies, order.order_id, idempotency_key)
+        new = NewJob(
+            printer,
+            order.payload(),
+            order.copies,
+            order.order_id,
+            idempotency_key,
+            submitted_by=identity.name,
+        )
         job, created = await services.accept(new)
         if not created:
             response.status_code = 200
@@ -152,9 +177,13 @@ def _private_routes(app: FastAPI) -> APIRouter:
         return Response(png, media_type="image/png")
 
     @router.post(
-        "/jobs/{job_id}/reprint", status_code=202, response_model=AcceptedOut, tags=["jobs"]
+        "/jobs/{job_id}/reprint",
+        status_code=202,
+        response_model=AcceptedOut,
+        tags=["jobs"],
+        dependencies=[Depends(require_admin)],
     )
-    async def reprint(job_id: int, request: Request) -> AcceptedOut:
+    async def reprint(job_id: JobId, request: Request) -> AcceptedOut:
         """Print a finished or failed order again, as a new job. If the order may already be
         on paper, the new ticket carries a REPRINT banner."""
         services = services_of(request)
@@ -163,20 +192,32 @@ def _private_routes(app: FastAPI) -> APIRouter:
             services.printers[job.printer].wake()
         return AcceptedOut.of(job, duplicate=False)
 
-    @router.post("/jobs/{job_id}/cancel", response_model=JobOut, tags=["jobs"])
-    async def cancel(job_id: int, request: Request) -> JobOut:
+    @router.post(
+        "/jobs/{job_id}/cancel",
+        response_model=JobOut,
+        tags=["jobs"],
+        dependencies=[Depends(require_admin)],
+    )
+    async def cancel(job_id: JobId, request: Request) -> JobOut:
         """Cancel a job that has not printed yet (or a failed one)."""
         store = services_of(request).store
         job = await asyncio.to_thread(store.cancel, job_id, "cancelled by staff")
         return JobOut.of(job)
 
     @router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
-    def get_job(job_id: int, request: Request) -> JobOut:
-        """A job with its full history."""
+    def get_job(
+        job_id: JobId, request: Request, identity: Identity = Depends(require_key)
+    ) -> JobOut:
+        """A job with its full history. A ``print`` key sees only the jobs it sent."""
         store = services_of(request).store
-        return JobOut.of(store.get(job_id), store.events(job_id))
+        job = store.get(job_id)
+        if not identity.admin and job.submitted_by != identity.name:
+            raise JobNotFound(f"no job {job_id}")
+        return JobOut.of(job, store.events(job_id))
 
-    @router.get("/queue", response_model=list[JobOut], tags=["jobs"])
+    @router.get(
+        "/queue", response_model=list[JobOut], tags=["jobs"], dependencies=[Depends(require_admin)]
+    )
     def queue(request: Request, printer: str | None = None) -> list[JobOut]:
         """Jobs waiting to print, oldest first."""
         services = services_of(request)
@@ -184,7 +225,12 @@ def _private_routes(app: FastAPI) -> APIRouter:
             services.printer_name(printer)
         return [JobOut.of(job) for job in services.store.pending(printer)]
 
-    @router.get("/printers", response_model=list[PrinterOut], tags=["printers"])
+    @router.get(
+        "/printers",
+        response_model=list[PrinterOut],
+        tags=["printers"],
+        dependencies=[Depends(require_admin)],
+    )
     def printers(request: Request) -> list[PrinterOut]:
         services = services_of(request)
         queued = services.queued_by_printer()
@@ -212,7 +258,7 @@ def _private_routes(app: FastAPI) -> APIRouter:
         "/test-print",
         status_code=202,
         response_model=AcceptedOut,
-        dependencies=[Depends(require_json)],
+        dependencies=[Depends(require_json), Depends(require_admin)],
         tags=["printers"],
     )
     async def test_print(request: Request, body: TestPrintRequest | None = None) -> AcceptedOut:
@@ -230,11 +276,11 @@ def _private_routes(app: FastAPI) -> APIRouter:
         job, _ = await services.accept(NewJob(printer, {"text": text}))
         return AcceptedOut.of(job, duplicate=False)
 
-    @router.get("/openapi.json", include_in_schema=False)
+    @router.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_admin)])
     def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
 
-    @router.get("/docs", include_in_schema=False)
+    @router.get("/docs", include_in_schema=False, dependencies=[Depends(require_admin)])
     def docs() -> HTMLResponse:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="spoonprint API")
 

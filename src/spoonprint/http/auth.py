@@ -6,8 +6,10 @@ browser can open ``/docs`` after its own sign-in prompt.
 
 from __future__ import annotations
 
-from fastapi import HTTPException, Request, Security
+from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPBasic, HTTPBasicCredentials
+
+from spoonprint.security.keys import Identity
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 basic_auth = HTTPBasic(auto_error=False, realm="spoonprint")
@@ -17,14 +19,21 @@ async def require_key(
     request: Request,
     key: str | None = Security(api_key_header),
     basic: HTTPBasicCredentials | None = Security(basic_auth),
-) -> str:
-    """The name of the key the request presented; 401 without a valid one.
+) -> Identity:
+    """Who the request's key belongs to; 401 without a valid one.
 
     Async on purpose: the check is one indexed read, cheaper than a hop to the thread pool."""
     presented = key or (basic.password if basic else None)
-    name = request.app.state.services.auth.identify(presented)
-    if name is None:
+    identity: Identity | None = request.app.state.services.auth.identify(presented)
+    if identity is None:
         detail = "wrong API key" if presented else "send your API key in the X-API-Key header"
         raise HTTPException(401, detail, headers={"WWW-Authenticate": 'Basic realm="spoonprint"'})
-    request.state.key_name = name
-    return str(name)
+    request.state.identity = identity
+    return identity
+
+
+async def require_admin(identity: Identity = Depends(require_key)) -> Identity:
+    """403 for a key with the ``print`` role on an admin route."""
+    if not identity.admin:
+        raise HTTPException(403, "this key may only print; an admin key is needed")
+    return identity

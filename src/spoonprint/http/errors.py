@@ -30,6 +30,7 @@ _STATUS: list[tuple[type[SpoonprintError], int, str]] = [
 _REASONS = {
     400: "bad request",
     401: "missing or wrong API key",
+    403: "forbidden",
     404: "not found",
     405: "method not allowed",
     413: "request body too large",

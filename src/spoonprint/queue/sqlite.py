@@ -29,7 +29,7 @@ log = logging.getLogger("spoonprint.jobs")
 _COLUMNS = (
     "id, printer, state, payload, copies, order_id, idempotency_key, created_at, updated_at,"
     " printed_at, attempts, last_error, maybe_printed, lease_owner, lease_expires,"
-    " original_printer, reprint_of"
+    " original_printer, reprint_of, submitted_by"
 )
 _RECOVERED = "recovered: its printer process stopped mid-ticket; will print marked REPRINT"
 
@@ -61,8 +61,8 @@ class SqliteJobStore:
                 return existing, False
             cursor = self._conn.execute(
                 "INSERT INTO jobs (printer, state, payload, copies, order_id, idempotency_key,"
-                " created_at, updated_at, maybe_printed, reprint_of)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, updated_at, maybe_printed, reprint_of, submitted_by)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     new.printer,
                     JobState.QUEUED,
@@ -74,6 +74,7 @@ class SqliteJobStore:
                     now,
                     int(new.maybe_printed),
                     new.reprint_of,
+                    new.submitted_by,
                 ),
             )
             job_id = int(cursor.lastrowid or 0)
@@ -352,6 +353,7 @@ def _job(row: tuple[Any, ...]) -> Job:
         lease_expires=row[14],
         original_printer=row[15],
         reprint_of=row[16],
+        submitted_by=row[17],
     )
 
 

@@ -80,31 +80,42 @@ class KeyStore:
             ).fetchall()
         return [ApiKey(*row) for row in rows]
 
-    def identify(self, key: str) -> str | None:
-        """The name of the active key ``key`` is, or None. Every stored hash is compared, in
-        constant time each, so timing tells nothing about which prefix matched."""
+    def identify(self, key: str) -> Identity | None:
+        """Who holds the active key ``key``, or None. Every stored hash is compared, in
+        constant time each, so timing tells nothing about which one matched."""
         presented = hash_key(key)
         with self._lock:
             rows = self._conn.execute(
-                "SELECT name, key_hash FROM api_keys WHERE revoked_at IS NULL"
+                "SELECT name, role, key_hash FROM api_keys WHERE revoked_at IS NULL"
             ).fetchall()
         found = None
-        for name, stored in rows:
+        for name, role, stored in rows:
             if hmac.compare_digest(presented, stored):
-                found = name
+                found = Identity(name, role)
         return found
 
 
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    role: str
+
+    @property
+    def admin(self) -> bool:
+        return self.role == "admin"
+
+
 class Authenticator:
-    """Checks a presented key against the stored keys and the optional key from the environment."""
+    """Checks a presented key against the stored keys and the optional key from the environment
+    (which has the admin role)."""
 
     def __init__(self, keys: KeyStore, env_key: str | None = None) -> None:
         self.keys = keys
         self._env_hash = hash_key(env_key) if env_key else None
 
-    def identify(self, key: str | None) -> str | None:
-        if not key:
+    def identify(self, key: str | None) -> Identity | None:
+        if not key or len(key) > 200:
             return None
         if self._env_hash is not None and hmac.compare_digest(hash_key(key), self._env_hash):
-            return "environment"
+            return Identity("environment", "admin")
         return self.keys.identify(key)

@@ -1,0 +1,71 @@
+"""uvicorn's HTTP protocol with three guards at the connection level, below the ASGI app:
+
+- a blocked address is disconnected as soon as it connects (nothing else runs for it);
+- bytes that are not HTTP at all (an SSH banner, garbage, a malformed request line) count as a
+  strike against the sender before uvicorn's own 400 answer;
+- request headers must arrive within ``header_timeout`` seconds, so a client dribbling bytes
+  cannot hold a connection open (uvicorn itself times out only idle keep-alive connections).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from spoonprint.security.guard import Guard
+
+
+def guarded_protocol(guard: Guard, header_timeout: float) -> type[Any]:
+    """A uvicorn HTTP protocol class (httptools when installed, else h11) with the guards."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
+    except ImportError:  # httptools has no wheel for this platform
+        from uvicorn.protocols.http.h11_impl import H11Protocol as Base  # type: ignore[assignment]
+
+    class GuardedProtocol(Base):
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            ip = self.client[0] if self.client else None
+            trusted_proxy = (
+                ip is not None and guard.allowlisted(ip) and bool(guard.policy.trusted_proxies)
+            )
+            if ip is not None and not trusted_proxy and guard.blocked(ip):
+                transport.abort()
+                return
+            self._arm_header_timer()
+
+        def on_message_begin(self) -> None:
+            self._arm_header_timer()
+            super().on_message_begin()
+
+        def on_headers_complete(self) -> None:
+            self._disarm_header_timer()
+            super().on_headers_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm_header_timer()
+            super().connection_lost(exc)
+
+        def send_400_response(self, msg: str) -> None:
+            ip = self.client[0] if self.client else "unknown"
+            guard.strike(ip, "-", "-", f"not HTTP: {msg}")
+            super().send_400_response(msg)
+
+        def _arm_header_timer(self) -> None:
+            self._disarm_header_timer()
+            loop = asyncio.get_running_loop()
+            self._header_timer = loop.call_later(header_timeout, self._headers_too_slow)
+
+        def _disarm_header_timer(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _headers_too_slow(self) -> None:
+            ip = self.client[0] if self.client else "unknown"
+            guard.events.record(ip, "-", "-", "slow_headers", f"over {header_timeout:g} s")
+            self.transport.abort()
+
+    return GuardedProtocol
