@@ -33,14 +33,16 @@ class RunningServer:
 
 
 @contextmanager
-def spoonprint_server(printer_port: int) -> Iterator[RunningServer]:
-    """``spoonprint serve`` in a temporary folder, printing to 127.0.0.1:printer_port."""
+def spoonprint_server(printer_port: int, extra_toml: str = "") -> Iterator[RunningServer]:
+    """``spoonprint serve`` in a temporary folder, printing to 127.0.0.1:printer_port, with
+    ``extra_toml`` (whole sections) added to its config."""
     with tempfile.TemporaryDirectory(prefix="spoonprint-bench-") as folder:
         root = Path(folder)
         port = free_port()
         config = root / "spoonprint.toml"
         config.write_text(
             f'[server]\nhost = "127.0.0.1"\nport = {port}\nlog_level = "warning"\n'
+            f"{extra_toml}"
             f'[[printers]]\nname = "kitchen"\nuri = "tcp://127.0.0.1:{printer_port}"\n',
             encoding="utf-8",
         )
@@ -56,7 +58,7 @@ def spoonprint_server(printer_port: int) -> Iterator[RunningServer]:
             )
         try:
             url = f"http://127.0.0.1:{port}"
-            _wait_ready(url, proc)
+            _wait_ready(url, proc, root / "server.log")
             yield RunningServer(url, key, root / "spoonprint-data")
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -67,11 +69,11 @@ def spoonprint_server(printer_port: int) -> Iterator[RunningServer]:
                 proc.wait()
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError("spoonprint exited during start-up")
+            raise RuntimeError(f"spoonprint exited during start-up:\n{log.read_text('utf-8')}")
         try:
             httpx.get(f"{url}/status", timeout=1)
             return

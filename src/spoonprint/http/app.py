@@ -39,7 +39,7 @@ from spoonprint.security.keys import Identity
 JobId = Annotated[int, FastApiPath(ge=1, le=2**63 - 1)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (400, 401, 404, 413, 415, 422, 503)
+    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)
 }
 
 
