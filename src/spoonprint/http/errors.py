@@ -58,6 +58,12 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(400, "body is not valid JSON", problems)
         return error_response(422, "invalid request", problems)
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Logged in full here; the client learns nothing about the inside (no trace, no path).
+        log.exception("%s %s: unexpected error", request.method, request.url.path)
+        return error_response(500, "internal error", None)
+
     @app.exception_handler(SpoonprintError)
     async def domain_error(request: Request, exc: SpoonprintError) -> JSONResponse:
         for kind, status, error in _STATUS:
