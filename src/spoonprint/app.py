@@ -16,11 +16,12 @@ from spoonprint.config import PrinterConfig, Settings, tcp_address
 from spoonprint.db import DB_FILENAME, connect
 from spoonprint.delivery.breaker import CircuitBreaker
 from spoonprint.delivery.retry import RetryPolicy
+from spoonprint.delivery.webhooks import WebhookDispatcher, WebhookOutbox
 from spoonprint.delivery.worker import Failover, PrinterWorker
 from spoonprint.domain.job import Job, JobState, NewJob
 from spoonprint.domain.ticket import document_for
 from spoonprint.emulator.virtual_printer import VirtualPrinter
-from spoonprint.errors import UnknownPrinter
+from spoonprint.errors import StoreError, UnknownPrinter
 from spoonprint.instance_lock import InstanceLock
 from spoonprint.queue.sqlite import SqliteJobStore
 from spoonprint.render.base import preview_png, renderer_for
@@ -45,6 +46,7 @@ class Services:
     typeface: Typeface
     lock: InstanceLock
     guard: Guard
+    webhooks: WebhookDispatcher | None = None
     #: Identifies this process's leases on jobs.
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     version: str = __version__
@@ -70,6 +72,8 @@ class Services:
         job, created = await asyncio.to_thread(self.store.enqueue, new)
         if created:
             self.printers[job.printer].wake()
+            if self.webhooks is not None:
+                self.webhooks.wake()
         return job, created
 
     def preview(self, printer: str, payload: dict[str, Any]) -> bytes:
@@ -96,7 +100,27 @@ class Services:
             self.printers[config.name] = self._worker(config)
         for worker in self.printers.values():
             self._tasks.append(asyncio.create_task(worker.run(), name=f"printer-{worker.name}"))
+        self._tasks.append(asyncio.create_task(self._sweep_leases(), name="lease-sweeper"))
+        if self.webhooks is not None:
+            self._tasks.append(asyncio.create_task(self.webhooks.run(), name="webhooks"))
         log.info("spoonprint %s ready; printers: %s", self.version, ", ".join(self.printers))
+
+    async def _sweep_leases(self) -> None:
+        """Jobs whose lease ran out (an attempt stuck past every timeout) go back to the queue,
+        marked REPRINT, and their printer's worker is woken."""
+        interval = self.settings.delivery.lease_seconds / 2
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                recovered = await asyncio.to_thread(
+                    self.store.recover_interrupted, expired_only=True
+                )
+            except StoreError:
+                log.exception("lease sweep failed; will try again")
+                continue
+            for job in recovered:
+                if job.printer in self.printers:
+                    self.printers[job.printer].wake()
 
     async def stop(self) -> None:
         """Let each worker finish the ticket it is writing (bounded by its timeouts), give back
@@ -121,6 +145,8 @@ class Services:
         self.store.close()
         self.auth.keys.close()
         self.guard.close()
+        if self.webhooks is not None:
+            self.webhooks.outbox.close()
         self.lock.release()
 
     async def _start_virtual_printer(self) -> PrinterConfig:
@@ -194,6 +220,22 @@ def build(settings: Settings) -> Services:
         typeface=typeface,
         lock=lock,
         guard=build_guard(settings),
+        webhooks=build_webhooks(settings),
+    )
+
+
+def build_webhooks(settings: Settings) -> WebhookDispatcher | None:
+    hooks = settings.webhooks
+    if not hooks.url:
+        return None
+    outbox = WebhookOutbox(connect(settings.server.data_dir / DB_FILENAME), hooks.url)
+    return WebhookDispatcher(
+        outbox,
+        hooks.url,
+        hooks.secret.get_secret_value(),
+        hooks.timeout,
+        RetryPolicy(initial=settings.delivery.retry_initial, maximum=hooks.retry_max),
+        states=frozenset(hooks.states),
     )
 
 

@@ -24,6 +24,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from spoonprint.domain.job import JobState
 from spoonprint.domain.profile import Chinese, PrinterProfile, Protocol
 from spoonprint.domain.ticket import Style
 from spoonprint.errors import ConfigError
@@ -95,6 +96,25 @@ class SecuritySettings(_Section):
             except ValueError:
                 raise ValueError(f"{value!r} is not an address or network (CIDR)") from None
         return values
+
+
+class WebhookSettings(_Section):
+    #: Where to POST job state changes (empty: no webhooks).
+    url: str = ""
+    #: Shared secret for the X-Spoonprint-Signature HMAC-SHA256 header.
+    secret: SecretStr = SecretStr("")
+    #: Which new states to send; empty: all.
+    states: list[JobState] = []
+    timeout: Seconds = 5.0
+    #: Longest wait between attempts at an event the receiver refused.
+    retry_max: Seconds = 60.0
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if url and urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// address")
+        return url
 
 
 class RenderSettings(_Section):
@@ -171,6 +191,7 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = DeliverySettings()
     render: RenderSettings = RenderSettings()
     security: SecuritySettings = SecuritySettings()
+    webhooks: WebhookSettings = WebhookSettings()
     printers: list[PrinterConfig] = []
     api_key: SecretStr | None = None
 

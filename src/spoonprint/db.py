@@ -70,6 +70,12 @@ MIGRATIONS: tuple[str, ...] = (
         created_at REAL NOT NULL
     );
     """,
+    """
+    CREATE TABLE webhook_cursor (
+        url TEXT PRIMARY KEY,
+        last_event_id INTEGER NOT NULL
+    );
+    """,
 )
 
 
