@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from spoonprint.security.clients import parse_address, within
 from spoonprint.security.guard import Guard
 
 
@@ -28,9 +29,8 @@ def guarded_protocol(guard: Guard, header_timeout: float) -> type[Any]:
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             ip = self.client[0] if self.client else None
-            trusted_proxy = (
-                ip is not None and guard.allowlisted(ip) and bool(guard.policy.trusted_proxies)
-            )
+            # Behind a trusted proxy the real client is only known from its header (later).
+            trusted_proxy = within(parse_address(ip or ""), guard.policy.trusted_proxies)
             if ip is not None and not trusted_proxy and guard.blocked(ip):
                 transport.abort()
                 return
