@@ -229,3 +229,13 @@ def test_sent_is_final(store: SqliteJobStore) -> None:
     assert store.mark_sent(job.id).state is JobState.SENT
     with pytest.raises(InvalidTransition):
         store.cancel(job.id)
+
+
+def test_pending_counted_per_printer(store: SqliteJobStore) -> None:
+    for printer in ("kitchen", "kitchen", "bar"):
+        store.enqueue(new(printer))
+    done = store.claim_next("bar")
+    assert done is not None
+    assert store.count_pending_by_printer() == {"kitchen": 2, "bar": 1}
+    store.mark_printed(done.id)
+    assert store.count_pending_by_printer() == {"kitchen": 2}

@@ -18,7 +18,7 @@ from spoonprint.delivery.breaker import CircuitBreaker
 from spoonprint.delivery.retry import RetryPolicy
 from spoonprint.delivery.webhooks import WebhookDispatcher, WebhookOutbox
 from spoonprint.delivery.worker import Failover, PrinterWorker
-from spoonprint.domain.job import Job, JobState, NewJob
+from spoonprint.domain.job import Job, NewJob
 from spoonprint.domain.ticket import document_for
 from spoonprint.emulator.virtual_printer import VirtualPrinter
 from spoonprint.errors import StoreError, UnknownPrinter
@@ -82,12 +82,11 @@ class Services:
         return preview_png(document_for(payload, profile.style), profile, self.typeface)
 
     def queued_by_printer(self) -> dict[str, int]:
-        counts = dict.fromkeys(self.printers, 0)
-        for job in self.store.pending():
-            counts[job.printer] = counts.get(job.printer, 0) + 1
-        return counts
+        """Jobs waiting per printer: one counting query (``/status`` is public and polled)."""
+        return {**dict.fromkeys(self.printers, 0), **self.store.count_pending_by_printer()}
 
     async def start(self) -> None:
+        # The instance lock is held: every job still "printing" belongs to a process that died.
         recovered = await asyncio.to_thread(self.store.recover_interrupted)
         if recovered:
             log.warning(
@@ -196,10 +195,6 @@ class Services:
             return None
         backup = config.backup
         return Failover(backup, config.failover_after, lambda: self.printers[backup].wake())
-
-    def queue_depth(self) -> int:
-        counts = self.store.count_by_state()
-        return counts[JobState.QUEUED] + counts[JobState.PRINTING]
 
 
 def build(settings: Settings) -> Services:

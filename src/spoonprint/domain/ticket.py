@@ -12,8 +12,17 @@ from collections.abc import Iterator, Mapping
 from enum import StrEnum
 from typing import Any
 
-from spoonprint.domain.document import Align, Block, Document, Feed, QRCode, Row, Rule, Text
-from spoonprint.domain.document import text_document as text_document
+from spoonprint.domain.document import (
+    Align,
+    Block,
+    Document,
+    Feed,
+    QRCode,
+    Row,
+    Rule,
+    Text,
+    text_document,
+)
 from spoonprint.domain.receipt import Item, Receipt
 
 

@@ -130,6 +130,14 @@ class SqliteJobStore:
             rows = self._conn.execute(query + " ORDER BY id", params).fetchall()
         return [_job(r) for r in rows]
 
+    def count_pending_by_printer(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT printer, COUNT(*) FROM jobs WHERE state IN (?, ?) GROUP BY printer",
+                tuple(PENDING_STATES),
+            ).fetchall()
+        return {printer: count for printer, count in rows}
+
     def count_by_state(self) -> dict[JobState, int]:
         with self._lock:
             rows = self._conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()

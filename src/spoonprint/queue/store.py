@@ -29,6 +29,10 @@ class JobStore(Protocol):
 
     def count_by_state(self) -> dict[JobState, int]: ...
 
+    def count_pending_by_printer(self) -> dict[str, int]:
+        """Jobs still waiting to print, counted per printer."""
+        ...
+
     def claim_next(self, printer: str, owner: str = "", lease_seconds: float = 30.0) -> Job | None:
         """Lease the printer's oldest queued job (``queued -> printing``)."""
         ...
