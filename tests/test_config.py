@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from spoonprint.config import load_settings, tcp_address
+from spoonprint.config import load_settings
 from spoonprint.errors import ConfigError
+from spoonprint.transports.uri import tcp_address
 
 
 def write(tmp_path: Path, text: str) -> Path:

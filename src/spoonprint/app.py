@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from spoonprint import __version__
-from spoonprint.config import PrinterConfig, Settings, tcp_address
+from spoonprint.config import PrinterConfig, RecoverySettings, Settings
 from spoonprint.db import DB_FILENAME, connect
 from spoonprint.delivery.breaker import CircuitBreaker
 from spoonprint.delivery.retry import RetryPolicy
@@ -24,18 +26,22 @@ from spoonprint.emulator.virtual_printer import VirtualPrinter
 from spoonprint.errors import StoreError, UnknownPrinter
 from spoonprint.instance_lock import InstanceLock
 from spoonprint.queue.sqlite import SqliteJobStore
+from spoonprint.recovery.monitor import HealthMonitor
+from spoonprint.recovery.settings_store import RuntimeSettings
 from spoonprint.render.base import preview_png, renderer_for
 from spoonprint.render.fonts import Typeface, find_typeface
 from spoonprint.security.clients import parse_networks
 from spoonprint.security.events import SECURITY_LOG, SecurityLog
 from spoonprint.security.guard import BlockStore, Guard, SecurityPolicy
 from spoonprint.security.keys import Authenticator, KeyStore
-from spoonprint.transports.tcp import TcpTransport, Timeouts
+from spoonprint.transports.base import Timeouts
+from spoonprint.transports.factory import open_transport
 
 log = logging.getLogger("spoonprint")
 
 VIRTUAL_PRINTER_NAME = "virtual"
 VIRTUAL_PRINTER_DIR = "virtual-printer"
+RECOVERY_SECTION = "recovery"
 
 
 @dataclass
@@ -46,7 +52,9 @@ class Services:
     typeface: Typeface
     lock: InstanceLock
     guard: Guard
+    runtime: RuntimeSettings
     webhooks: WebhookDispatcher | None = None
+    monitor: HealthMonitor | None = None
     #: Identifies this process's leases on jobs.
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     version: str = __version__
@@ -97,12 +105,64 @@ class Services:
         for config in configs:
             self.configs[config.name] = config
             self.printers[config.name] = self._worker(config)
+        self.monitor = HealthMonitor(self.printers, self._recovery_settings())
         for worker in self.printers.values():
+            worker.on_trouble = lambda name=worker.name: self._poke_monitor(name)
             self._tasks.append(asyncio.create_task(worker.run(), name=f"printer-{worker.name}"))
+        self._tasks.append(asyncio.create_task(self.monitor.run(), name="health-monitor"))
         self._tasks.append(asyncio.create_task(self._sweep_leases(), name="lease-sweeper"))
         if self.webhooks is not None:
             self._tasks.append(asyncio.create_task(self.webhooks.run(), name="webhooks"))
         log.info("spoonprint %s ready; printers: %s", self.version, ", ".join(self.printers))
+
+    # -- recovery -------------------------------------------------------------------------
+
+    def _recovery_settings(self) -> RecoverySettings:
+        """The config file's [recovery] section with the changes made at run time on top."""
+        stored = self.runtime.load(RECOVERY_SECTION)
+        base = self.settings.recovery.model_dump()
+        try:
+            return RecoverySettings.model_validate({**base, **stored})
+        except ValidationError as exc:
+            log.error("ignoring stored recovery settings (%s); using the config file's", exc)
+            return self.settings.recovery
+
+    def _poke_monitor(self, name: str) -> None:
+        if self.monitor is not None:
+            self.monitor.poke(name)
+
+    def update_recovery(self, changes: dict[str, Any]) -> RecoverySettings:
+        """Validate, persist and apply recovery settings changes (ValidationError / ValueError
+        when they are not valid)."""
+        assert self.monitor is not None
+        merged = RecoverySettings.model_validate({**self.monitor.settings.model_dump(), **changes})
+        unknown = set(merged.disabled_strategies) - self.monitor.strategy_names()
+        if unknown:
+            known = ", ".join(sorted(self.monitor.strategy_names()))
+            raise ValueError(f"unknown strategies {sorted(unknown)}; known: {known}")
+        stored = self.runtime.load(RECOVERY_SECTION)
+        self.runtime.save(RECOVERY_SECTION, {**stored, **merged.model_dump(include=set(changes))})
+        self.monitor.apply(merged)
+        log.warning("recovery settings changed: %s", changes)
+        return merged
+
+    async def emergency_clear(self) -> dict[str, Any]:
+        """Set every waiting job aside (held, never deleted), reset every breaker and backoff,
+        and run a full recovery round on every printer."""
+        assert self.monitor is not None
+        held = await asyncio.to_thread(self.store.hold_queued, None, "held by emergency clear")
+        for worker in self.printers.values():
+            worker.resume()
+        log.warning("emergency clear: %d waiting job(s) held; full recovery running", len(held))
+        recovery = await self.monitor.trigger()
+        return {"held": [job.id for job in held], "printers": recovery}
+
+    async def release_held(self, printer: str | None = None) -> list[Job]:
+        released = await asyncio.to_thread(self.store.release_held, printer, "released")
+        for name in {job.printer for job in released}:
+            if name in self.printers:
+                self.printers[name].wake()
+        return released
 
     async def _sweep_leases(self) -> None:
         """Jobs whose lease ran out (an attempt stuck past every timeout) go back to the queue,
@@ -142,6 +202,7 @@ class Services:
         if self.virtual_printer is not None:
             await self.virtual_printer.stop()
         self.store.close()
+        self.runtime.close()
         self.auth.keys.close()
         self.guard.close()
         if self.webhooks is not None:
@@ -163,15 +224,14 @@ class Services:
 
     def _worker(self, config: PrinterConfig) -> PrinterWorker:
         delivery = self.settings.delivery
-        host, port = tcp_address(config.uri)
         timeouts = Timeouts(
             delivery.connect_timeout, delivery.write_timeout, delivery.status_timeout
         )
         return PrinterWorker(
             name=config.name,
             store=self.store,
-            transport=TcpTransport(host, port, timeouts),
-            renderer=renderer_for(config.protocol, self.typeface),
+            transport=open_transport(config.uri, timeouts),
+            renderer=renderer_for(config.effective_protocol(), self.typeface),
             profile=config.profile(),
             retry=RetryPolicy(
                 initial=delivery.retry_initial,
@@ -215,6 +275,7 @@ def build(settings: Settings) -> Services:
         typeface=typeface,
         lock=lock,
         guard=build_guard(settings),
+        runtime=RuntimeSettings(connect(data_dir / DB_FILENAME)),
         webhooks=build_webhooks(settings),
     )
 

@@ -29,9 +29,9 @@ from spoonprint.domain.profile import Chinese, PrinterProfile, Protocol
 from spoonprint.domain.ticket import Style
 from spoonprint.errors import ConfigError
 from spoonprint.security.clients import PRIVATE_AND_LOOPBACK, parse_networks
+from spoonprint.transports.uri import parse_uri
 
 DEFAULT_CONFIG = Path("spoonprint.toml")
-DEFAULT_TCP_PORT = 9100
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("spoonprint_config_file", default=None)
 Seconds = Annotated[float, Field(gt=0, le=3600)]
 
@@ -98,6 +98,23 @@ class SecuritySettings(_Section):
         return values
 
 
+class RecoverySettings(_Section):
+    """The health monitor. Changed at run time by ``POST /recovery/config`` (kept in the
+    database, over these values, across restarts)."""
+
+    #: Watch printers and heal what software can heal.
+    enabled: bool = True
+    #: Seconds between probes of each printer (a failed ticket triggers one at once).
+    interval: float = Field(30.0, ge=1, le=3600)
+    #: A spooler job with no progress for this many seconds is stuck: cancelled and re-sent.
+    stuck_after: float = Field(60.0, ge=1, le=86400)
+    #: Times each strategy is tried for one fault before it is only reported (until the fault
+    #: clears, or someone triggers recovery).
+    max_tries: int = Field(3, ge=1, le=100)
+    #: Strategy names not to use, e.g. ["windows-restart-spooler"].
+    disabled_strategies: list[str] = []
+
+
 class WebhookSettings(_Section):
     #: Where to POST job state changes (empty: no webhooks).
     url: str = ""
@@ -146,7 +163,7 @@ class PrinterConfig(_Section):
     @field_validator("uri")
     @classmethod
     def _known_scheme(cls, uri: str) -> str:
-        tcp_address(uri)
+        parse_uri(uri)
         return uri
 
     @field_validator("text_encoding")
@@ -158,9 +175,17 @@ class PrinterConfig(_Section):
             raise ValueError(f"unknown encoding {name!r}") from None
         return name
 
+    def effective_protocol(self) -> Protocol:
+        """What the printer is sent: a Windows queue in ``gdi`` mode (its default) prints a
+        picture of the ticket through the installed driver, whatever ``protocol`` says."""
+        uri = parse_uri(self.uri)
+        if uri.scheme == "windows" and uri.options.get("mode", "gdi") == "gdi":
+            return Protocol.IMAGE
+        return self.protocol
+
     def profile(self) -> PrinterProfile:
         return PrinterProfile(
-            protocol=self.protocol,
+            protocol=self.effective_protocol(),
             width_dots=self.width,
             text_encoding=self.text_encoding,
             chinese=self.chinese,
@@ -168,18 +193,6 @@ class PrinterConfig(_Section):
             cut=self.cut,
             drawer=self.drawer,
         )
-
-
-def tcp_address(uri: str) -> tuple[str, int]:
-    """(host, port) of a ``tcp://HOST[:PORT]`` printer address; ValueError otherwise."""
-    parts = urlsplit(uri)
-    if parts.scheme != "tcp" or not parts.hostname:
-        raise ValueError(f"printer uri must look like tcp://HOST[:PORT], got {uri!r}")
-    try:
-        port = parts.port or DEFAULT_TCP_PORT
-    except ValueError:
-        raise ValueError(f"bad port in printer uri {uri!r}") from None
-    return parts.hostname, port
 
 
 class Settings(BaseSettings):
@@ -192,6 +205,7 @@ class Settings(BaseSettings):
     render: RenderSettings = RenderSettings()
     security: SecuritySettings = SecuritySettings()
     webhooks: WebhookSettings = WebhookSettings()
+    recovery: RecoverySettings = RecoverySettings()
     printers: list[PrinterConfig] = []
     api_key: SecretStr | None = None
 

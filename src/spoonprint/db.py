@@ -76,6 +76,13 @@ MIGRATIONS: tuple[str, ...] = (
         last_event_id INTEGER NOT NULL
     );
     """,
+    """
+    CREATE TABLE runtime_settings (
+        section TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    """,
 )
 
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from asyncio import FIRST_COMPLETED
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -97,13 +98,30 @@ class PrinterWorker:
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     failover: Failover | None = None
     state: PrinterState = field(default_factory=PrinterState)
+    #: Called after every failed attempt (the health monitor probes at once).
+    on_trouble: Callable[[], None] | None = None
     #: Notified after every attempt or probe, whatever its outcome, for whoever watches.
     progress: asyncio.Condition = field(default_factory=asyncio.Condition, init=False)
+    #: Held while talking to the printer, so the health monitor never opens a second
+    #: connection in the middle of a ticket.
+    line: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
     _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _resume: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
     def wake(self) -> None:
         self._wake.set()
+
+    def resume(self) -> None:
+        """The printer is known to work again (the monitor healed it): close the breaker and
+        end any backoff now, instead of at its time."""
+        self.breaker.record_success()
+        self._resume.set()
+        self._wake.set()
+
+    @property
+    def busy(self) -> bool:
+        return self.line.locked()
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -126,7 +144,11 @@ class PrinterWorker:
             await self._maybe_failover()
             await self._pause(wait)
             return
-        if self.breaker.state is BreakerState.HALF_OPEN and self.confirm:
+        if (
+            self.breaker.state is BreakerState.HALF_OPEN
+            and self.confirm
+            and self.transport.reads_status
+        ):
             await self._probe()
             return
         job = await asyncio.to_thread(
@@ -138,6 +160,8 @@ class PrinterWorker:
         error = await self._attempt(job)
         await self._notify()
         if error is not None:
+            if self.on_trouble is not None:
+                self.on_trouble()
             await self._maybe_failover()
             failures = max(self.state.consecutive_failures, 1)
             await self._pause(self.retry.delay(failures, error=error))
@@ -157,7 +181,8 @@ class PrinterWorker:
             return None
         heartbeat = asyncio.create_task(self._heartbeat(job.id))
         try:
-            detail, confirmed = await self._deliver(data)
+            async with self.line:
+                detail, confirmed = await self._deliver(data)
         except PrinterError as exc:
             await self._failed(job, exc)
             return exc
@@ -183,7 +208,7 @@ class PrinterWorker:
 
     async def _deliver(self, data: bytes) -> tuple[str, bool]:
         """Send the ticket; (detail, confirmed by the printer)."""
-        if not self.confirm:
+        if not self.confirm or not self.transport.reads_status:
             await self.transport.send(data)
             return f"{len(data)} bytes sent to {self.transport.address} (not confirmed)", False
         dialect = status_dialect(self.profile.protocol)
@@ -267,7 +292,8 @@ class PrinterWorker:
         """Half-open breaker: a status request, not a ticket, decides whether to resume."""
         dialect = status_dialect(self.profile.protocol)
         try:
-            status = dialect.decode(await self.transport.ask(_query(dialect)))
+            async with self.line:
+                status = dialect.decode(await self.transport.ask(_query(dialect)))
         except PrinterError as exc:
             self._record_failure(str(exc), plain_problem(exc))
             self.breaker.record_failure()
@@ -321,6 +347,13 @@ class PrinterWorker:
             self.progress.notify_all()
 
     async def _pause(self, seconds: float) -> None:
-        """Wait, but stop at once when asked to (a new order does not cut a backoff short)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), seconds)
+        """Wait, but stop at once when asked to, or when the monitor says the printer works
+        again (a new order does not cut a backoff short)."""
+        stop = asyncio.ensure_future(self._stop.wait())
+        resume = asyncio.ensure_future(self._resume.wait())
+        try:
+            await asyncio.wait({stop, resume}, timeout=seconds, return_when=FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            resume.cancel()
+        self._resume.clear()

@@ -16,14 +16,18 @@ class JobState(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    #: Set aside by an emergency clear; prints again when released (never deleted).
+    HELD = "held"
 
 
 #: Every state change a job may make. ``printing -> queued`` is a delivery attempt that did not
 #: finish (printer offline, crash recovery): the job waits for its next attempt. A failed job
 #: can be queued again by a person; printed, sent and cancelled are final (a reprint is a new
-#: job).
+#: job). An emergency clear holds queued jobs; releasing them queues them again.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    JobState.QUEUED: frozenset({JobState.PRINTING, JobState.CANCELLED, JobState.FAILED}),
+    JobState.QUEUED: frozenset(
+        {JobState.PRINTING, JobState.CANCELLED, JobState.FAILED, JobState.HELD}
+    ),
     JobState.PRINTING: frozenset(
         {JobState.PRINTED, JobState.SENT, JobState.QUEUED, JobState.FAILED}
     ),
@@ -31,6 +35,7 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.SENT: frozenset(),
     JobState.FAILED: frozenset({JobState.QUEUED, JobState.CANCELLED}),
     JobState.CANCELLED: frozenset(),
+    JobState.HELD: frozenset({JobState.QUEUED, JobState.CANCELLED}),
 }
 
 #: States in which a job still waits to come out of a printer.

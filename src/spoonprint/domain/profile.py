@@ -15,6 +15,9 @@ class Protocol(StrEnum):
     STAR_LINE = "star-line"
     #: Star Graphic Mode raster: the only thing TSP100/TSP143 print.
     STAR_GRAPHIC = "star-graphic"
+    #: A PNG picture of the ticket: for printers driven through a Windows driver (GDI) and for
+    #: files.
+    IMAGE = "image"
 
 
 class Chinese(StrEnum):

@@ -20,12 +20,21 @@ from spoonprint.domain.profile import Protocol
 STATUS_PRINTER = b"\x10\x04\x01"
 STATUS_OFFLINE_CAUSE = b"\x10\x04\x02"
 STAR_STATUS = b"\x1b\x06\x01"
+#: ESC/POS DLE ENQ 2 (recover from a recoverable error, clearing the buffers), then ESC @.
+ESCPOS_RESET = b"\x10\x05\x02\x1b\x40"
+
+PAPER_OUT = "paper-out"
+COVER_OPEN = "cover-open"
+PRINTER_ERROR = "printer-error"
 
 
 @dataclass(frozen=True)
 class PrinterStatus:
     online: bool
     problem: str = ""
+    #: The kind of trouble, as a :class:`spoonprint.recovery.health.Fault` value
+    #: ("paper-out", "cover-open", "printer-error"); empty when online.
+    fault: str = ""
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,9 @@ class StatusDialect:
     #: A second question that explains an offline answer (ESC/POS only).
     cause_request: bytes | None = None
     decode_with_cause: Callable[[bytes, bytes], PrinterStatus] | None = None
+    #: Bytes that clear a recoverable error, when the dialect has them (Star's are not
+    #: confirmed for the TSP100, so none is sent there).
+    reset: bytes | None = None
 
 
 def is_status_byte(value: int) -> bool:
@@ -49,22 +61,22 @@ def is_status_byte(value: int) -> bool:
 def decode_printer_status(reply: int, cause: int | None = None) -> PrinterStatus:
     """Decode a DLE EOT 1 reply, optionally with the DLE EOT 2 reply that explains it."""
     if not is_status_byte(reply):
-        return PrinterStatus(False, f"unexpected status reply 0x{reply:02x}")
+        return PrinterStatus(False, f"unexpected status reply 0x{reply:02x}", PRINTER_ERROR)
     if not reply & 0x08:
         return PrinterStatus(True)
-    return PrinterStatus(False, _offline_cause(cause))
+    return _offline_cause(cause)
 
 
-def _offline_cause(cause: int | None) -> str:
+def _offline_cause(cause: int | None) -> PrinterStatus:
     if cause is None or not is_status_byte(cause):
-        return "printer reports offline"
+        return PrinterStatus(False, "printer reports offline", PRINTER_ERROR)
     if cause & 0x04:
-        return "cover open"
+        return PrinterStatus(False, "cover open", COVER_OPEN)
     if cause & 0x20:
-        return "paper out"
-    if cause & 0x40:
-        return "printer error"
-    return "printer reports offline"
+        return PrinterStatus(False, "paper out", PAPER_OUT)
+    return PrinterStatus(
+        False, "printer error" if cause & 0x40 else "printer reports offline", PRINTER_ERROR
+    )
 
 
 def asb_length(header: bytes) -> int:
@@ -75,18 +87,18 @@ def asb_length(header: bytes) -> int:
 
 def decode_star_asb(asb: bytes) -> PrinterStatus:
     if len(asb) < 6 or not asb[0] & 0x01 or asb[0] & 0x10:
-        return PrinterStatus(False, f"unexpected status reply {asb.hex(' ')}")
+        return PrinterStatus(False, f"unexpected status reply {asb.hex(' ')}", PRINTER_ERROR)
     state, errors, paper = asb[2], asb[3], asb[5]
     if state & 0x20:
-        return PrinterStatus(False, "cover open")
+        return PrinterStatus(False, "cover open", COVER_OPEN)
     if paper & 0x08:
-        return PrinterStatus(False, "paper out")
+        return PrinterStatus(False, "paper out", PAPER_OUT)
     if errors & 0x08:
-        return PrinterStatus(False, "cutter error")
+        return PrinterStatus(False, "cutter error", PRINTER_ERROR)
     if errors & 0x24:
-        return PrinterStatus(False, "printer error")
+        return PrinterStatus(False, "printer error", PRINTER_ERROR)
     if state & 0x08:
-        return PrinterStatus(False, "printer reports offline")
+        return PrinterStatus(False, "printer reports offline", PRINTER_ERROR)
     return PrinterStatus(True)
 
 
@@ -97,6 +109,7 @@ ESCPOS_DIALECT = StatusDialect(
     decode=lambda reply: decode_printer_status(reply[0]),
     cause_request=STATUS_OFFLINE_CAUSE,
     decode_with_cause=lambda reply, cause: decode_printer_status(reply[0], cause[0]),
+    reset=ESCPOS_RESET,
 )
 STAR_DIALECT = StatusDialect(request=STAR_STATUS, first=1, total=asb_length, decode=decode_star_asb)
 

@@ -23,6 +23,7 @@ from spoonprint.http.auth import require_admin, require_key
 from spoonprint.http.errors import install_error_handlers
 from spoonprint.http.guard import GuardMiddleware
 from spoonprint.http.limits import BodySizeLimitMiddleware
+from spoonprint.http.recovery import recovery_routes
 from spoonprint.http.schemas import (
     AcceptedOut,
     ErrorOut,
@@ -86,6 +87,7 @@ def create_app(services: Services) -> FastAPI:
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=services.settings.server.max_body_bytes)
     app.include_router(_public_routes())
     app.include_router(_private_routes(app), dependencies=[Depends(require_key)])
+    app.include_router(recovery_routes(require_json), dependencies=[Depends(require_key)])
 
     def known_path(path: str) -> bool:
         # Asked of the app's own routing, so a route added later is known without a list here.
@@ -110,6 +112,7 @@ def _public_routes() -> APIRouter:
                 name=name,
                 online=worker.state.online,
                 problem=worker.state.problem,
+                advice=services.monitor.advice(name) if services.monitor else [],
                 breaker=worker.breaker.state.value,
                 queued=queued.get(name, 0),
             )
@@ -244,6 +247,7 @@ def _private_routes(app: FastAPI) -> APIRouter:
                 backup=config.backup,
                 online=worker.state.online,
                 problem=worker.state.problem,
+                advice=services.monitor.advice(name) if services.monitor else [],
                 breaker=worker.breaker.state.value,
                 last_error=worker.state.last_error,
                 last_error_at=_when(worker.state.last_error_at),

@@ -125,6 +125,9 @@ class PublicPrinterOut(BaseModel):
     name: str
     online: bool | None = Field(description="None until the printer has been tried")
     problem: str | None = Field(description="What is wrong, in plain words")
+    advice: list[str] = Field(
+        default_factory=list, description="What staff should do, from the health monitor"
+    )
     breaker: str = Field(description="closed (printing), open (resting), half-open (probing)")
     queued: int
 

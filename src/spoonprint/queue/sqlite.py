@@ -274,11 +274,31 @@ class SqliteJobStore:
             )
         return moved
 
+    def hold_queued(self, printer: str | None = None, detail: str = "held") -> list[Job]:
+        """Set every queued job (of ``printer``, or of all) aside: ``queued -> held``."""
+        return self._move_all(JobState.QUEUED, JobState.HELD, printer, detail)
+
+    def release_held(self, printer: str | None = None, detail: str = "released") -> list[Job]:
+        """Queue held jobs again, in their original order: ``held -> queued``."""
+        return self._move_all(JobState.HELD, JobState.QUEUED, printer, detail)
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
 
     # -- internals (caller holds the lock) -------------------------------------------------
+
+    def _move_all(
+        self, old: JobState, new: JobState, printer: str | None, detail: str
+    ) -> list[Job]:
+        query = f"SELECT {_COLUMNS} FROM jobs WHERE state = ?"
+        params: tuple[Any, ...] = (old,)
+        if printer is not None:
+            query += " AND printer = ?"
+            params = (*params, printer)
+        with self._lock:
+            rows = self._conn.execute(query + " ORDER BY id", params).fetchall()
+            return [self._transition(_job(row), new, detail) for row in rows]
 
     def _finish(self, job_id: int, state: JobState, detail: str, owner: str | None) -> Job:
         with self._lock:

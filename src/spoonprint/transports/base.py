@@ -6,9 +6,21 @@ status question on the same connection right after a ticket, which is how a tick
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from spoonprint.recovery.health import Health
+from spoonprint.recovery.strategy import Strategy
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Bounds on every blocking step of a transport, in seconds."""
+
+    connect: float = 3.0
+    write: float = 3.0
+    status: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -22,8 +34,20 @@ class StatusQuery:
 
 
 class Transport(Protocol):
+    """How bytes reach one printer.
+
+    Two families: *direct* transports (TCP, USB, serial) talk to the printer itself, so
+    ``reads_status`` is True and ``ask`` gets the printer's own status bytes; *spooler* and file
+    transports (CUPS, Windows, file) hand the ticket to something else: ``reads_status`` is
+    False, ``ask`` is never called, and ``send`` returns only once the spooler reports the job
+    done (raising a PrinterError when it was cancelled or failed; ``bytes_written`` > 0 when it
+    may have printed).
+    """
+
     #: Where the printer is, for logs and status pages.
     address: str
+    #: True when ``ask`` reaches the printer itself and tickets can be confirmed by status.
+    reads_status: bool
 
     async def send(
         self,
@@ -42,4 +66,15 @@ class Transport(Protocol):
 
     async def ask(self, query: StatusQuery) -> bytes:
         """Ask a status question on its own connection (no ticket)."""
+        ...
+
+    async def check_path(self, stuck_after: float) -> Health:
+        """What is wrong on the way to the printer, beyond the printer's own status bytes:
+        spooler queue state and reasons, jobs spoonprint submitted that made no progress for
+        ``stuck_after`` seconds, a missing device file. Never raises for a fault it can name;
+        TCP has nothing to add and returns a healthy result."""
+        ...
+
+    def strategies(self) -> Sequence[Strategy]:
+        """Recovery strategies for this path, cheapest and least disruptive first."""
         ...

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import errno
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 from spoonprint.errors import (
@@ -18,18 +17,17 @@ from spoonprint.errors import (
     PrinterOffline,
     PrinterTimeout,
 )
-from spoonprint.transports.base import StatusQuery
+from spoonprint.recovery.health import HEALTHY, Fault, Health, Problem
+from spoonprint.recovery.strategy import RecoveryFailed, Strategy
+from spoonprint.transports.base import StatusQuery, Timeouts
+from spoonprint.transports.uri import PrinterUri, tcp_address
 
 T = TypeVar("T")
 _CHUNK = 4096
 _OFFLINE_ERRNOS = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN}
 
 
-@dataclass(frozen=True)
-class Timeouts:
-    connect: float = 3.0
-    write: float = 3.0
-    status: float = 3.0
+__all__ = ["TcpTransport", "Timeouts"]
 
 
 class TcpTransport:
@@ -38,6 +36,7 @@ class TcpTransport:
         self.port = port
         self.timeouts = timeouts
         self.address = f"tcp://{host}:{port}"
+        self.reads_status = True
 
     async def send(
         self,
@@ -140,3 +139,34 @@ class TcpTransport:
         writer.transport.abort()
         with contextlib.suppress(Exception):
             await writer.wait_closed()
+
+    async def check_path(self, stuck_after: float) -> Health:
+        # Nothing sits between spoonprint and a network printer: its status bytes say it all.
+        return HEALTHY
+
+    def strategies(self) -> list[Strategy]:
+        return [
+            Strategy(
+                "reconnect",
+                frozenset({Fault.UNREACHABLE, Fault.NOT_RESPONDING}),
+                self._reconnect,
+                "open a fresh connection to the printer",
+            )
+        ]
+
+    async def _reconnect(self, problem: Problem) -> str:
+        try:
+            _, writer = await self._connect()
+        except (PrinterOffline, PrinterTimeout) as exc:
+            raise RecoveryFailed(str(exc)) from exc
+        await self._close(writer, flush=False)
+        return f"connected to {self.address}"
+
+
+def usable() -> str | None:
+    return None
+
+
+def from_uri(uri: PrinterUri, timeouts: Timeouts) -> TcpTransport:
+    host, port = tcp_address(uri.raw)
+    return TcpTransport(host, port, timeouts)
