@@ -56,8 +56,14 @@ status_timeout = 3.0
 #
 # [[printers]]
 # name = "kitchen"
-# uri = "tcp://192.168.1.50:9100"
+# uri = "tcp://192.168.1.50:9100"   # or usb:/dev/usb/lp0, cups:QUEUE, windows:PRINTER NAME,
+#                                   # serial:/dev/ttyUSB0?baud=19200, file:/path/to/folder
 # protocol = "escpos"
+
+# The health monitor (see README, "When a printer breaks"):
+# [recovery]
+# interval = 30                     # seconds between checks of each printer
+# stuck_after = 60                  # seconds before a spooler job counts as stuck
 """
 
 
