@@ -74,6 +74,8 @@ class PrinterRecord:
     strategies: dict[str, StrategyStats] = field(default_factory=dict)
     #: (fault, strategy) -> tries in the current episode.
     tries: dict[tuple[Fault, str], int] = field(default_factory=dict)
+    #: Faults a strategy could not fix for lack of administrator rights, with its message.
+    needs_admin: dict[Fault, str] = field(default_factory=dict)
 
 
 class HealthMonitor:
@@ -201,7 +203,11 @@ class HealthMonitor:
             if not force and record.tries.get(key, 0) >= self.settings.max_tries:
                 continue
             record.tries[key] = record.tries.get(key, 0) + 1
-            ran, outcome = await self._run(strategy, problem)
+            try:
+                ran, outcome = await self._run(strategy, problem)
+            except NeedsAdmin as exc:
+                ran, outcome = False, f"needs administrator rights: {exc}"
+                record.needs_admin[problem.fault] = str(exc)
             after = await self.probe(name, wait=True)
             fixed = ran and after is not None and problem.fault not in after.faults()
             if ran and not fixed:
@@ -213,10 +219,11 @@ class HealthMonitor:
 
     @staticmethod
     async def _run(strategy: Strategy, problem: Problem) -> tuple[bool, str]:
+        """(whether it ran, what happened); NeedsAdmin passes through to be remembered."""
         try:
             return True, await strategy.action(problem)
-        except NeedsAdmin as exc:
-            return False, f"needs administrator rights: {exc}"
+        except NeedsAdmin:
+            raise
         except RecoveryFailed as exc:
             return False, str(exc)
         except Exception as exc:  # a strategy must never take the monitor down
@@ -251,6 +258,7 @@ class HealthMonitor:
 
     def _healthy(self, name: str, record: PrinterRecord) -> None:
         record.tries.clear()
+        record.needs_admin.clear()
         record.health = HEALTHY
         if record.problem_since is None:
             return
@@ -346,5 +354,16 @@ class HealthMonitor:
         }
 
     def advice(self, name: str) -> list[str]:
-        """What staff should do about ``name`` now, in plain words (empty when fine)."""
-        return [problem.advice for problem in self.records[name].health.problems]
+        """What staff should do about ``name`` now, in plain words (empty when fine). When
+        spoonprint lacks the rights to fix a fault itself, the advice says so."""
+        record = self.records[name]
+        advice = []
+        for problem in record.health.problems:
+            blocked = record.needs_admin.get(problem.fault)
+            if blocked is None:
+                advice.append(problem.advice)
+            else:
+                advice.append(
+                    f"{problem.advice.split(':')[0]}: spoonprint cannot fix it: {blocked}"
+                )
+        return advice
