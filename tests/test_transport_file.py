@@ -176,9 +176,9 @@ def test_missing_folder_is_reported_and_created(tmp_path: Path) -> None:
     folder = tmp_path / "tickets" / "kitchen"
     transport = FileTransport(folder)
     [problem] = asyncio.run(transport.check_path(60)).problems
-    assert problem.fault is Fault.DEVICE_MISSING and str(folder) in problem.detail
+    assert problem.fault is Fault.NOT_FOUND and str(folder) in problem.detail
     [create] = transport.strategies()
-    assert create.name == "create-folder" and create.fixes == {Fault.DEVICE_MISSING}
+    assert create.name == "create-folder" and create.fixes == {Fault.NOT_FOUND}
     assert act(create, problem) == f"created folder {folder}"
     assert folder.is_dir() and asyncio.run(transport.check_path(60)) == HEALTHY
     send(transport, b"ticket")

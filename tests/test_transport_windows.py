@@ -276,7 +276,7 @@ def test_unknown_printer_is_a_clear_problem_naming_the_printers_windows_has(
 ) -> None:
     transport = windows(spooler, printer="Star TSP100")
     (problem,) = run(transport.check_path(60.0)).problems
-    assert problem.fault is Fault.DEVICE_MISSING
+    assert problem.fault is Fault.NOT_FOUND
     assert "no printer named 'Star TSP100'" in problem.detail and repr(PRINTER) in problem.detail
     with pytest.raises(PrinterOffline, match="no printer named") as refused:
         run(transport.send(b"ticket"))

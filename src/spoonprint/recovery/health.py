@@ -24,6 +24,8 @@ class Fault(StrEnum):
     POWER_OFF = "power-off"
     #: A USB or serial device file is gone (unplugged).
     DEVICE_MISSING = "device-missing"
+    #: The print queue or folder named in the configuration does not exist.
+    NOT_FOUND = "not-found"
     #: The spooler queue is stopped / paused: jobs wait in it.
     QUEUE_DISABLED = "queue-disabled"
     #: The spooler queue refuses new jobs.
@@ -49,6 +51,8 @@ ADVICE: dict[Fault, str] = {
     Fault.COVER_OPEN: "cover open: close the printer cover",
     Fault.POWER_OFF: "printer off or unplugged: check the power and the cable",
     Fault.DEVICE_MISSING: "printer not connected: check the USB cable and that it is switched on",
+    Fault.NOT_FOUND: "printer not found: check the printer (queue or folder) name in "
+    "spoonprint.toml",
     Fault.QUEUE_DISABLED: "print queue stopped: spoonprint is restarting it",
     Fault.QUEUE_REJECTING: "print queue refusing jobs: spoonprint is re-opening it",
     Fault.WORK_OFFLINE: "printer set to 'Use Printer Offline': spoonprint is clearing it",

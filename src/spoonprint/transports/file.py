@@ -154,7 +154,7 @@ class FileTransport:
     def _probe(self) -> Health:
         if not self.folder.exists():
             detail = f"folder {self.folder} does not exist"
-            return Health((Problem(Fault.DEVICE_MISSING, detail),))
+            return Health((Problem(Fault.NOT_FOUND, detail),))
         if not self.folder.is_dir():
             return Health((Problem(Fault.UNREACHABLE, f"{self.folder} is not a folder"),))
         try:
@@ -174,7 +174,7 @@ class FileTransport:
         return [
             Strategy(
                 "create-folder",
-                frozenset({Fault.DEVICE_MISSING}),
+                frozenset({Fault.NOT_FOUND}),
                 self._create_folder,
                 "create the folder tickets are written to",
             )

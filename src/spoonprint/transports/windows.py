@@ -321,7 +321,7 @@ class WindowsTransport:
             except Exception:
                 known = ""
             return Problem(
-                Fault.DEVICE_MISSING,
+                Fault.NOT_FOUND,
                 f"Windows has no printer named {self.printer!r}: check the name in "
                 f"spoonprint's config against Windows' Printers list{known}",
             )
