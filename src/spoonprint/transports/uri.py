@@ -2,7 +2,7 @@
 
 ======================================  =============================================
 ``tcp://HOST[:PORT]``                   a network printer (raw TCP, port 9100 by default)
-``cups:QUEUE``                          a CUPS queue (raw jobs)
+``cups:QUEUE[?client=pycups|cli]``     a CUPS queue (raw jobs); ``server=PATH|HOST[:PORT]``
 ``usb:/dev/usb/lp0``                    a USB printer device file
 ``serial:/dev/ttyUSB0?baud=19200``      a serial printer
 ``windows:PRINTER NAME[?mode=gdi|raw]`` a Windows print queue (``gdi`` by default)
