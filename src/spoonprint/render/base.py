@@ -20,7 +20,6 @@ from spoonprint.render.star import render_star_graphic, render_star_line
 Renderer = Callable[[Document, PrinterProfile, int], bytes]
 
 
-
 def render_image(
     document: Document, profile: PrinterProfile, typeface: Typeface, copies: int = 1
 ) -> bytes:
