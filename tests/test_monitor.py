@@ -33,7 +33,9 @@ class Clock:
         return self.now
 
 
-def make(settings: RecoverySettings | None = None) -> tuple[HealthMonitor, PrinterWorker]:
+def make(
+    settings: RecoverySettings | None = None, clock: Clock | None = None
+) -> tuple[HealthMonitor, PrinterWorker]:
     worker = PrinterWorker(
         "kitchen",
         SqliteJobStore.in_memory(),
@@ -43,7 +45,8 @@ def make(settings: RecoverySettings | None = None) -> tuple[HealthMonitor, Print
         RetryPolicy(initial=60, maximum=60, jitter=0),
         breaker=CircuitBreaker(threshold=1, reset_after=60),
     )
-    return HealthMonitor({"kitchen": worker}, settings or RecoverySettings()), worker
+    monitor = HealthMonitor({"kitchen": worker}, settings or RecoverySettings(), clock or Clock())
+    return monitor, worker
 
 
 def transport_of(worker: PrinterWorker) -> MemoryTransport:
@@ -151,13 +154,18 @@ def test_a_resumed_worker_prints_at_once_instead_of_after_its_backoff() -> None:
 
 
 def test_missing_admin_rights_are_recorded_plainly_and_the_try_limit_holds() -> None:
-    monitor, worker = make(RecoverySettings(max_tries=2))
+    clock = Clock()
+    monitor, worker = make(RecoverySettings(max_tries=2), clock)
     transport = transport_of(worker)
     transport.path_health = Health((Problem(Fault.SPOOLER_DOWN, "spooler stopped"),))
     calls: list[str] = []
     admin = NeedsAdmin("restarting the spooler needs Administrator rights")
     transport.recovery = [strategy("restart-spooler", Fault.SPOOLER_DOWN, calls, admin)]
-    for _ in range(4):
+    asyncio.run(monitor.check("kitchen"))
+    asyncio.run(monitor.check("kitchen"))  # a moment later: not again yet
+    assert calls == ["restart-spooler"]
+    for _ in range(3):
+        clock.now += 5
         asyncio.run(monitor.check("kitchen"))
     assert calls == ["restart-spooler"] * 2  # then only reported
     outcome = monitor.describe("kitchen")["strategies"]["restart-spooler"]["last_outcome"]

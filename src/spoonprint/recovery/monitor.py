@@ -74,6 +74,9 @@ class PrinterRecord:
     strategies: dict[str, StrategyStats] = field(default_factory=dict)
     #: (fault, strategy) -> tries in the current episode.
     tries: dict[tuple[Fault, str], int] = field(default_factory=dict)
+    #: (fault, strategy) -> when it was last tried, so failed tickets in quick succession do
+    #: not repeat the same step every few milliseconds.
+    last_try: dict[tuple[Fault, str], float] = field(default_factory=dict)
     #: Faults a strategy could not fix for lack of administrator rights, with its message.
     needs_admin: dict[Fault, str] = field(default_factory=dict)
 
@@ -200,9 +203,10 @@ class HealthMonitor:
         after: Health | None = None
         for strategy in self._enabled(name, problem.fault):
             key = (problem.fault, strategy.name)
-            if not force and record.tries.get(key, 0) >= self.settings.max_tries:
+            if not force and not self._may_try(record, key):
                 continue
             record.tries[key] = record.tries.get(key, 0) + 1
+            record.last_try[key] = self.clock()
             try:
                 ran, outcome = await self._run(strategy, problem)
             except NeedsAdmin as exc:
@@ -216,6 +220,12 @@ class HealthMonitor:
             if fixed:
                 return after
         return after
+
+    def _may_try(self, record: PrinterRecord, key: tuple[Fault, str]) -> bool:
+        if record.tries.get(key, 0) >= self.settings.max_tries:
+            return False
+        last = record.last_try.get(key)
+        return last is None or self.clock() - last >= PROBLEM_INTERVAL
 
     @staticmethod
     async def _run(strategy: Strategy, problem: Problem) -> tuple[bool, str]:
@@ -258,6 +268,7 @@ class HealthMonitor:
 
     def _healthy(self, name: str, record: PrinterRecord) -> None:
         record.tries.clear()
+        record.last_try.clear()
         record.needs_admin.clear()
         record.health = HEALTHY
         if record.problem_since is None:
