@@ -506,6 +506,11 @@ class _PrinterConnection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
         self._peer = self._transport.get_extra_info("peername")
         self._printer._connections.add(self)
+        if self._printer._server is None:
+            # Accepted just as the printer was switched off (or stopped): it goes with the
+            # others, instead of staying open behind a closed listener.
+            self.abort()
+            return
         self._pump()  # reads nothing while the printer is busy
         log.debug("virtual printer: connection from %s", self._peer)
 
