@@ -346,7 +346,7 @@ def run(count: int, warmup: int, sources: list[str], nice: int) -> dict[str, Any
     }
 
 
-def _print_report(result: dict[str, Any]) -> None:
+def print_report(result: dict[str, Any]) -> None:
     print(
         f"{result['orders']} legitimate POST /print orders, one at a time, from 127.0.0.1; "
         "seconds to 202"
@@ -415,7 +415,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(result))
     else:
-        _print_report(result)
+        print_report(result)
 
 
 if __name__ == "__main__":

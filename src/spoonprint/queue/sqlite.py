@@ -9,7 +9,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,8 @@ from spoonprint.domain.job import (
     NewJob,
     can_transition,
 )
-from spoonprint.errors import InvalidTransition, JobNotFound
+from spoonprint.errors import InvalidTransition, JobNotFound, StoreUnavailable
+from spoonprint.queue.group_commit import GroupCommit
 
 log = logging.getLogger("spoonprint.jobs")
 
@@ -31,16 +32,35 @@ _COLUMNS = (
     " printed_at, attempts, last_error, maybe_printed, lease_owner, lease_expires,"
     " original_printer, reprint_of, submitted_by"
 )
+#: The printers that have jobs, found by skipping through the (printer, state, id) index (one
+#: lookup each, however many jobs), then each one's waiting jobs counted in that index.
+_COUNT_PENDING = """
+    WITH RECURSIVE printers(name) AS (
+        SELECT MIN(printer) FROM jobs
+        UNION ALL
+        SELECT (SELECT MIN(printer) FROM jobs WHERE printer > printers.name)
+        FROM printers WHERE printers.name IS NOT NULL
+    )
+    SELECT name, (
+        SELECT COUNT(*) FROM jobs WHERE printer = printers.name AND state IN (?1, ?2)
+    )
+    FROM printers WHERE name IS NOT NULL
+"""
 _RECOVERED = "recovered: its printer process stopped mid-ticket; will print marked REPRINT"
 
 
 class SqliteJobStore:
-    """Thread-safe: one connection, one lock (SQLite writes are serial anyway)."""
+    """Thread-safe: one connection, one lock (SQLite writes are serial anyway). Orders taken on
+    the event loop go through :meth:`enqueue_async`, which commits concurrent orders together."""
 
     def __init__(self, conn: sqlite3.Connection, clock: Callable[[], float] = time.time) -> None:
         self._conn = conn
         self._lock = threading.Lock()
         self._clock = clock
+        # Its writer thread starts with the first order.
+        self._group: GroupCommit[NewJob, tuple[Job, bool]] = GroupCommit(
+            self.enqueue_many, name="job-store-writer"
+        )
 
     @classmethod
     def open(cls, data_dir: Path) -> SqliteJobStore:
@@ -54,37 +74,32 @@ class SqliteJobStore:
     # -- accepting ------------------------------------------------------------------------
 
     def enqueue(self, new: NewJob) -> tuple[Job, bool]:
+        (outcome,) = self.enqueue_many([new])
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def enqueue_async(self, new: NewJob) -> tuple[Job, bool]:
+        """:meth:`enqueue` for callers on an event loop: committed in one transaction (one
+        fsync) with the other callers' jobs waiting meanwhile, by one writer thread; returns
+        once that transaction is on disk, as :meth:`enqueue` does."""
+        return await self._group.submit(new)
+
+    def enqueue_many(self, news: Sequence[NewJob]) -> list[tuple[Job, bool] | Exception]:
+        """Commit new jobs in one transaction, in order; per job, what :meth:`enqueue` would
+        return (a duplicate of an earlier job of the same batch included) or the error that
+        refused that job alone (its changes undone, the others kept). Raises, with nothing
+        committed, when the transaction itself fails."""
         now = self._clock()
+        outcomes: list[tuple[Job, bool] | Exception] = []
         with self._lock, transaction(self._conn):
-            existing = self._find_duplicate(new)
-            if existing is not None:
-                return existing, False
-            cursor = self._conn.execute(
-                "INSERT INTO jobs (printer, state, payload, copies, order_id, idempotency_key,"
-                " created_at, updated_at, maybe_printed, reprint_of, submitted_by)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    new.printer,
-                    JobState.QUEUED,
-                    json.dumps(new.payload, ensure_ascii=False),
-                    new.copies,
-                    new.order_id,
-                    new.idempotency_key,
-                    now,
-                    now,
-                    int(new.maybe_printed),
-                    new.reprint_of,
-                    new.submitted_by,
-                ),
-            )
-            job_id = int(cursor.lastrowid or 0)
-            detail = f"accepted for {new.printer}"
-            if new.reprint_of is not None:
-                detail = f"reprint of job {new.reprint_of}, for {new.printer}"
-            self._add_event(job_id, None, JobState.QUEUED, detail, now)
-            job = self._get(job_id)
-        log.info("job %d%s: queued for printer %s", job.id, _label(job), job.printer)
-        return job, True
+            for new in news:
+                outcomes.append(self._enqueue_one(new, now))
+        for outcome in outcomes:
+            if not isinstance(outcome, Exception) and outcome[1]:
+                job = outcome[0]
+                log.info("job %d%s: queued for printer %s", job.id, _label(job), job.printer)
+        return outcomes
 
     def reprint(self, job_id: int) -> Job:
         """A new job printing the same order again, marked REPRINT when the original may
@@ -131,12 +146,12 @@ class SqliteJobStore:
         return [_job(r) for r in rows]
 
     def count_pending_by_printer(self) -> dict[str, int]:
+        """Jobs waiting per printer (none: not listed). Counted in the index on (printer, state,
+        id) alone, printer by printer: a plain GROUP BY went through the state index and read
+        every waiting job's row, 25 ms for 10,000 waiting jobs, on every (public) /status."""
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT printer, COUNT(*) FROM jobs WHERE state IN (?, ?) GROUP BY printer",
-                tuple(PENDING_STATES),
-            ).fetchall()
-        return {printer: count for printer, count in rows}
+            rows = self._conn.execute(_COUNT_PENDING, tuple(PENDING_STATES)).fetchall()
+        return {printer: count for printer, count in rows if count}
 
     def count_by_state(self) -> dict[JobState, int]:
         with self._lock:
@@ -283,10 +298,73 @@ class SqliteJobStore:
         return self._move_all(JobState.HELD, JobState.QUEUED, printer, detail)
 
     def close(self) -> None:
+        self._group.close()  # commits what is still waiting
         with self._lock:
             self._conn.close()
 
     # -- internals (caller holds the lock) -------------------------------------------------
+
+    def _enqueue_one(self, new: NewJob, now: float) -> tuple[Job, bool] | Exception:
+        """Insert one job inside the caller's transaction, under a savepoint so that an error
+        undoes this job only."""
+        self._conn.execute("SAVEPOINT enqueue_one")
+        try:
+            outcome = self._insert(new, now)
+        except Exception as exc:
+            if not self._conn.in_transaction:
+                raise  # SQLite rolled the whole transaction back: no job of it stays
+            self._conn.execute("ROLLBACK TO enqueue_one")
+            self._conn.execute("RELEASE enqueue_one")
+            if isinstance(exc, sqlite3.OperationalError):
+                return StoreUnavailable(f"job store cannot write: {exc}")
+            return exc
+        self._conn.execute("RELEASE enqueue_one")
+        return outcome
+
+    def _insert(self, new: NewJob, now: float) -> tuple[Job, bool]:
+        existing = self._find_duplicate(new)
+        if existing is not None:
+            return existing, False
+        cursor = self._conn.execute(
+            "INSERT INTO jobs (printer, state, payload, copies, order_id, idempotency_key,"
+            " created_at, updated_at, maybe_printed, reprint_of, submitted_by)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                new.printer,
+                JobState.QUEUED,
+                json.dumps(new.payload, ensure_ascii=False),
+                new.copies,
+                new.order_id,
+                new.idempotency_key,
+                now,
+                now,
+                int(new.maybe_printed),
+                new.reprint_of,
+                new.submitted_by,
+            ),
+        )
+        job_id = int(cursor.lastrowid or 0)
+        detail = f"accepted for {new.printer}"
+        if new.reprint_of is not None:
+            detail = f"reprint of job {new.reprint_of}, for {new.printer}"
+        self._add_event(job_id, None, JobState.QUEUED, detail, now)
+        # The row as just written (its other columns start empty): reading it back would cost
+        # a query and a JSON parse per order, a quarter of the store's time for each.
+        job = Job(
+            id=job_id,
+            printer=new.printer,
+            state=JobState.QUEUED,
+            payload=new.payload,
+            copies=new.copies,
+            created_at=now,
+            updated_at=now,
+            order_id=new.order_id,
+            idempotency_key=new.idempotency_key,
+            maybe_printed=new.maybe_printed,
+            reprint_of=new.reprint_of,
+            submitted_by=new.submitted_by,
+        )
+        return job, True
 
     def _move_all(
         self, old: JobState, new: JobState, printer: str | None, detail: str
