@@ -85,7 +85,7 @@ def test_serve_refuses_a_bad_config_naming_the_key(tmp_path: Path) -> None:
 
 def test_status_says_clearly_when_no_server_runs(tmp_path: Path) -> None:
     result = spoonprint(tmp_path, "status", "--url", f"http://127.0.0.1:{free_port()}")
-    assert result.returncode == 1 and "server not reachable" in result.stderr
+    assert result.returncode == 3 and "server not reachable" in result.stderr
     assert "Traceback" not in result.stderr
 
 

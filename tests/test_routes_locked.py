@@ -14,8 +14,9 @@ import pytest
 from spoonprint.app import build
 from spoonprint.config import load_settings
 from spoonprint.http.app import create_app
+from spoonprint.http.dashboard import PUBLIC_ROUTES
 
-PUBLIC = {("GET", "/status")}
+PUBLIC = {("GET", "/status"), *PUBLIC_ROUTES}
 
 
 def walk(routes: list[Any]) -> Iterator[tuple[str, str]]:

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from spoonprint import __version__
 from spoonprint.config import PrinterConfig, RecoverySettings, Settings
 from spoonprint.db import DB_FILENAME, connect
+from spoonprint.ddns import run_ddns
 from spoonprint.delivery.breaker import CircuitBreaker
 from spoonprint.delivery.retry import RetryPolicy
 from spoonprint.delivery.webhooks import WebhookDispatcher, WebhookOutbox
@@ -24,6 +25,7 @@ from spoonprint.domain.job import Job, NewJob
 from spoonprint.domain.ticket import document_for
 from spoonprint.emulator.virtual_printer import VirtualPrinter
 from spoonprint.errors import StoreError, UnknownPrinter
+from spoonprint.housekeeping import run_daily_housekeeping
 from spoonprint.instance_lock import InstanceLock
 from spoonprint.queue.sqlite import SqliteJobStore
 from spoonprint.recovery.monitor import HealthMonitor
@@ -63,6 +65,8 @@ class Services:
     configs: dict[str, PrinterConfig] = field(default_factory=dict)
     virtual_printer: VirtualPrinter | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    #: Set at stop: ends the DDNS and daily housekeeping loops.
+    _ops_stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def default_printer(self) -> str:
@@ -75,9 +79,10 @@ class Services:
         return name
 
     async def accept(self, new: NewJob) -> tuple[Job, bool]:
-        """Commit an order (in a worker thread: the commit waits for the disk), then wake its
-        printer's worker. Returns the job and whether it is new (False: a duplicate)."""
-        job, created = await asyncio.to_thread(self.store.enqueue, new)
+        """Commit an order (in the store's writer thread, together with the orders that
+        arrive meanwhile: one fsync for all), then wake its printer's worker. Returns the job
+        and whether it is new (False: a duplicate)."""
+        job, created = await self.store.enqueue_async(new)
         if created:
             self.printers[job.printer].wake()
             if self.webhooks is not None:
@@ -113,6 +118,14 @@ class Services:
         self._tasks.append(asyncio.create_task(self._sweep_leases(), name="lease-sweeper"))
         if self.webhooks is not None:
             self._tasks.append(asyncio.create_task(self.webhooks.run(), name="webhooks"))
+        self._tasks.append(
+            asyncio.create_task(run_ddns(self.settings, self._ops_stop), name="ddns")
+        )
+        self._tasks.append(
+            asyncio.create_task(
+                run_daily_housekeeping(self.settings, self._ops_stop), name="housekeeping"
+            )
+        )
         log.info("spoonprint %s ready; printers: %s", self.version, ", ".join(self.printers))
 
     # -- recovery -------------------------------------------------------------------------
@@ -184,6 +197,7 @@ class Services:
     async def stop(self) -> None:
         """Let each worker finish the ticket it is writing (bounded by its timeouts), give back
         the leases of anything still unfinished, then close."""
+        self._ops_stop.set()
         for worker in self.printers.values():
             worker.request_stop()
         if self._tasks:

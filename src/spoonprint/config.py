@@ -134,11 +134,63 @@ class WebhookSettings(_Section):
         return url
 
 
+class MetricsSettings(_Section):
+    """Prometheus ``/metrics``: open to an admin key, always."""
+
+    #: Also let clients in security.allowed_networks scrape without a key.
+    open_to_allowed_networks: bool = False
+
+
 class RenderSettings(_Section):
     #: A font file that can draw Chinese; empty: the bundled font, then the system's.
     font: Path | None = None
     #: The face inside a .ttc collection.
     font_index: int = Field(0, ge=0)
+
+
+class DdnsSettings(_Section):
+    """Keep a dynamic DNS name pointing at this shop's public address (see spoonprint.ddns)."""
+
+    #: Check the public address every ``interval`` seconds while ``serve`` runs.
+    enabled: bool = False
+    #: "dyndns2" (No-IP, Dyn, Dynu and others speaking the same protocol) or "duckdns".
+    provider: str = Field("dyndns2", pattern="^(dyndns2|duckdns)$")
+    #: The provider's update address; empty: the provider's usual one (No-IP for dyndns2), e.g.
+    #: "https://members.dyndns.org/nic/update" or "https://api.dynu.com/nic/update".
+    server: str = ""
+    #: The name to update, e.g. "myshop.ddns.net" (DuckDNS: "myshop" or "myshop.duckdns.org").
+    hostname: str = ""
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    #: DuckDNS's account token.
+    token: SecretStr = SecretStr("")
+    interval: Seconds = 300.0
+    #: A page that answers with the caller's public address as plain text.
+    ip_url: str = "https://api.ipify.org"
+    timeout: Seconds = 10.0
+
+    @field_validator("server", "ip_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if url and urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// address")
+        return url
+
+
+class HousekeepingSettings(_Section):
+    """``spoonprint cleanup``, also run daily by ``serve`` (see spoonprint.housekeeping)."""
+
+    #: Delete printed, sent and cancelled jobs (and their history) older than this many days.
+    #: Failed, held and waiting jobs are never deleted.
+    keep_days: int = Field(90, ge=1)
+    #: Start a new log file when the current one holds entries older than this many days...
+    log_rotate_days: int = Field(7, ge=1)
+    #: ...and delete old log files whose last entry is older than this many days.
+    log_keep_days: int = Field(30, ge=1)
+    #: When ``serve`` runs it (local time, HH:MM); a quiet hour is best.
+    daily_at: str = Field("04:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    #: Run it inside ``serve`` at all.
+    enabled: bool = True
 
 
 class PrinterConfig(_Section):
@@ -206,6 +258,9 @@ class Settings(BaseSettings):
     security: SecuritySettings = SecuritySettings()
     webhooks: WebhookSettings = WebhookSettings()
     recovery: RecoverySettings = RecoverySettings()
+    metrics: MetricsSettings = MetricsSettings()
+    ddns: DdnsSettings = DdnsSettings()
+    housekeeping: HousekeepingSettings = HousekeepingSettings()
     printers: list[PrinterConfig] = []
     api_key: SecretStr | None = None
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
 from rich.console import Console
 
 from spoonprint import __version__
+from spoonprint.cli.commands import register as register_operations
+from spoonprint.cli.ops import cleanup, ddns_app, service_app
 from spoonprint.config import DEFAULT_CONFIG, Settings, load_settings
 from spoonprint.db import DB_FILENAME, connect
 from spoonprint.errors import ConfigError, SpoonprintError
@@ -30,6 +30,12 @@ security_app = typer.Typer(
 app.add_typer(security_app, name="security")
 tls_app = typer.Typer(help="Certificates for HTTPS.", no_args_is_help=True)
 app.add_typer(tls_app, name="tls")
+app.add_typer(ddns_app, name="ddns")
+app.add_typer(service_app, name="service")
+app.command()(cleanup)
+# start, stop, restart, status, printers, queue, print, test-print, reprint, cancel, logs,
+# login, logout, monitor, diagnose:
+register_operations(app)
 console = Console()
 err = Console(stderr=True)
 
@@ -64,6 +70,19 @@ status_timeout = 3.0
 # [recovery]
 # interval = 30                     # seconds between checks of each printer
 # stuck_after = 60                  # seconds before a spooler job counts as stuck
+
+# Prometheus metrics at /metrics, for an admin key (spoonprint login keeps one for the CLI):
+# [metrics]
+# open_to_allowed_networks = false  # true: the shop's own networks may scrape without a key
+
+# Dynamic DNS (try it: spoonprint ddns update), and old jobs and logs (spoonprint cleanup):
+# [ddns]
+# enabled = true
+# hostname = "myshop.ddns.net"      # No-IP by default; or provider = "duckdns", token = "..."
+# username = "you@example.com"
+# password = "..."
+# [housekeeping]
+# keep_days = 90                    # printed jobs; failed and held jobs are always kept
 """
 
 
@@ -159,84 +178,6 @@ def virtual_printer(
         asyncio.run(run())
     except KeyboardInterrupt:
         console.print("Stopped.")
-
-
-UrlOption = Annotated[str | None, typer.Option(help="Server URL (default from config).")]
-KeyOption = Annotated[
-    str | None, typer.Option(help="API key.", envvar="SPOONPRINT_API_KEY", show_default=False)
-]
-
-
-def _base_url(config: Path, url: str | None) -> str:
-    if url:
-        return url.rstrip("/")
-    settings = _settings(config)
-    host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::") else settings.server.host
-    return f"http://{host}:{settings.server.port}"
-
-
-def _call(method: str, base: str, path: str, key: str | None) -> dict[str, object]:
-    """One API call with friendly errors instead of tracebacks."""
-    if not key:
-        err.print("[red]an API key is needed: --key KEY or SPOONPRINT_API_KEY[/red]")
-        raise typer.Exit(2)
-    try:
-        answer = httpx.request(method, f"{base}{path}", headers={"X-API-Key": key}, timeout=10)
-    except httpx.HTTPError as exc:
-        err.print(f"[red]server not reachable at {base}: {exc}[/red]")
-        raise typer.Exit(1) from None
-    body: dict[str, object] = answer.json()
-    if answer.status_code >= 400:
-        err.print(f"[red]{body.get('error')}: {body.get('detail')}[/red]")
-        raise typer.Exit(1)
-    return body
-
-
-@app.command()
-def reprint(
-    job_id: int,
-    config: ConfigOption = DEFAULT_CONFIG,
-    url: UrlOption = None,
-    key: KeyOption = None,
-) -> None:
-    """Print an order again (a new job; marked REPRINT if it may already be on paper)."""
-    body = _call("POST", _base_url(config, url), f"/jobs/{job_id}/reprint", key)
-    console.print(f"Job {body['job_id']} queued on {body['printer']} (reprint of {job_id}).")
-
-
-@app.command()
-def cancel(
-    job_id: int,
-    config: ConfigOption = DEFAULT_CONFIG,
-    url: UrlOption = None,
-    key: KeyOption = None,
-) -> None:
-    """Cancel a job that has not printed yet."""
-    _call("POST", _base_url(config, url), f"/jobs/{job_id}/cancel", key)
-    console.print(f"Job {job_id} cancelled.")
-
-
-@app.command()
-def status(
-    config: ConfigOption = DEFAULT_CONFIG,
-    url: UrlOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """Ask a running server how it is."""
-    base = _base_url(config, url)
-    try:
-        answer = httpx.get(f"{base}/status", timeout=5).json()
-    except httpx.HTTPError as exc:
-        err.print(f"[red]server not reachable at {base}: {exc}[/red]")
-        raise typer.Exit(1) from None
-    if as_json:
-        console.print_json(json.dumps(answer))
-        return
-    console.print(f"spoonprint {answer['version']} up, {answer['queue_depth']} job(s) waiting")
-    for printer in answer["printers"]:
-        state = {True: "online", False: "OFFLINE", None: "not tried yet"}[printer["online"]]
-        problem = f" ({printer['problem']})" if printer.get("problem") else ""
-        console.print(f"  {printer['name']}: {state}{problem}, {printer['queued']} waiting")
 
 
 @keys_app.command("create")

@@ -20,9 +20,11 @@ from spoonprint.app import Services
 from spoonprint.domain.job import NewJob
 from spoonprint.errors import JobNotFound
 from spoonprint.http.auth import require_admin, require_key
+from spoonprint.http.dashboard import dashboard_routes
 from spoonprint.http.errors import install_error_handlers
 from spoonprint.http.guard import GuardMiddleware
 from spoonprint.http.limits import BodySizeLimitMiddleware
+from spoonprint.http.ops_routes import ops_routes
 from spoonprint.http.recovery import recovery_routes
 from spoonprint.http.schemas import (
     AcceptedOut,
@@ -88,6 +90,9 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(_public_routes())
     app.include_router(_private_routes(app), dependencies=[Depends(require_key)])
     app.include_router(recovery_routes(require_json), dependencies=[Depends(require_key)])
+    app.include_router(ops_routes(services))
+    # Its own session sign-in (an admin key), not the API key check.
+    app.include_router(dashboard_routes())
 
     def known_path(path: str) -> bool:
         # Asked of the app's own routing, so a route added later is known without a list here.

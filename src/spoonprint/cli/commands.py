@@ -1,0 +1,509 @@
+"""Everyday commands for running spoonprint: start, stop, restart, status, printers, queue,
+print, test-print, reprint, cancel, logs, login and logout. Exit codes: see
+:mod:`spoonprint.cli.common`.
+
+Commands with live state ask the running server over its API (``--url`` for another machine);
+``start``, ``stop``, ``restart`` and ``logs`` work on this machine's data folder.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.table import Table
+
+from spoonprint.cli import process
+from spoonprint.cli.client import Api, key_file, local_url, save_key, saved_key
+from spoonprint.cli.common import (
+    CONFLICT,
+    DEFAULT_CONFIG,
+    FAILED,
+    NOT_RUNNING,
+    OK,
+    PRINTER_PROBLEM,
+    USAGE,
+    CliFailure,
+    ConfigOption,
+    JsonOption,
+    KeyOption,
+    UrlOption,
+    console,
+    fail,
+    print_json,
+    settings_from,
+)
+from spoonprint.logs import LOG_FILE
+from spoonprint.security.events import SECURITY_LOG
+
+#: Job states after which a job will not change by itself.
+SETTLED = {"printed", "sent", "failed", "cancelled", "held"}
+
+
+# -- connecting ----------------------------------------------------------------------------
+
+
+def server_url(config: Path, url: str | None) -> str:
+    return url.rstrip("/") if url else local_url(settings_from(config))
+
+
+@contextmanager
+def api(config: Path, url: str | None, key: str | None) -> Iterator[Api]:
+    """An API client for the server, failures reported plainly with their exit code."""
+    base = server_url(config, url)
+    client = Api(base, key or saved_key(base))
+    try:
+        yield client
+    except CliFailure as exc:
+        fail(str(exc), exc.code)
+    finally:
+        client.close()
+
+
+# -- start, stop, restart, status ----------------------------------------------------------
+
+
+def _ready(url: str) -> Callable[[], bool]:
+    def ready() -> bool:
+        try:
+            # Only "is it answering": a self-signed certificate is fine for that.
+            return httpx.get(f"{url}/status", timeout=1.0, verify=False).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return ready
+
+
+def start(
+    config: ConfigOption = DEFAULT_CONFIG,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for it to answer.")] = 30.0,
+) -> None:
+    """Start the server in the background (PID file in the data folder)."""
+    if not config.exists():
+        fail(f"config file {config} not found: run 'spoonprint init' first", USAGE)
+    settings = settings_from(config)
+    data_dir = settings.server.data_dir
+    url = local_url(settings)
+    try:
+        pid, stale = process.start(config, data_dir, _ready(url), timeout)
+    except process.ProcessProblem as exc:
+        already = "already running" in str(exc)
+        fail(str(exc), CONFLICT if already else FAILED)
+    if stale:
+        console.print("Removed a stale PID file (that server had stopped).")
+    console.print(f"spoonprint started (pid {pid}), answering at {url}")
+    console.print(f"Logs: {data_dir / 'logs'}   Stop with: spoonprint stop")
+
+
+def stop(
+    config: ConfigOption = DEFAULT_CONFIG,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for it to stop.")] = 30.0,
+    force: Annotated[bool, typer.Option(help="Kill it if it has not stopped in time.")] = False,
+) -> None:
+    """Stop the server started with 'spoonprint start' (it finishes the ticket it is on)."""
+    data_dir = settings_from(config).server.data_dir
+    try:
+        pid = process.stop(data_dir, timeout, force=force)
+    except process.ProcessProblem as exc:
+        fail(str(exc), CONFLICT)
+    if pid is None:
+        console.print("spoonprint is not running.")
+    else:
+        console.print(f"spoonprint stopped (pid {pid}).")
+
+
+def restart(
+    config: ConfigOption = DEFAULT_CONFIG,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each step.")] = 30.0,
+    force: Annotated[bool, typer.Option(help="Kill it if it has not stopped in time.")] = False,
+) -> None:
+    """Stop the server (if running) and start it again."""
+    stop(config, timeout, force)
+    start(config, timeout)
+
+
+def status(
+    config: ConfigOption = DEFAULT_CONFIG,
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Is the server up, and how are its printers? (No key needed.)
+
+    Exit code 0 when it is up and no printer is failing, 7 when a printer is failing, 3 when
+    the server is not running.
+    """
+    local = None if url else process.state(settings_from(config).server.data_dir)
+    base = server_url(config, url)
+    try:
+        with Api(base, None, timeout=5.0) as server:
+            answer = server.get("/status")
+    except CliFailure as exc:
+        if local is not None and local.running:
+            fail(
+                f"spoonprint runs (pid {local.pid or 'unknown'}) but does not answer: {exc}",
+                exc.code,
+            )
+        fail(str(exc), exc.code)
+    down = [p for p in answer["printers"] if p.get("online") is False]
+    if as_json:
+        if local is not None:
+            answer["process"] = {"pid": local.pid, "started_by_cli": local.started_here}
+        print_json(answer)
+    else:
+        _print_status(answer, local)
+    raise typer.Exit(PRINTER_PROBLEM if down else OK)
+
+
+def _print_status(answer: dict[str, Any], local: process.ProcessState | None) -> None:
+    pid = f" (pid {local.pid})" if local is not None and local.pid else ""
+    console.print(
+        f"spoonprint {answer['version']} up{pid} for {_duration(answer['uptime_seconds'])}, "
+        f"{answer['queue_depth']} job(s) waiting"
+    )
+    for printer in answer["printers"]:
+        state = {True: "online", False: "OFFLINE", None: "not tried yet"}[printer["online"]]
+        problem = f" ({printer['problem']})" if printer.get("problem") else ""
+        console.print(f"  {printer['name']}: {state}{problem}, {printer['queued']} waiting")
+        for advice in printer.get("advice") or []:
+            console.print(f"    -> {advice}")
+
+
+# -- printers and jobs ---------------------------------------------------------------------
+
+
+def printers(
+    config: ConfigOption = DEFAULT_CONFIG,
+    url: UrlOption = None,
+    key: KeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The printers: online or not, health, breaker, waiting jobs and what to do."""
+    with api(config, url, key) as server:
+        listed = server.get("/printers")
+        health = {p["printer"]: p for p in server.get("/recovery/status")["printers"]}
+    for printer in listed:
+        printer["health"] = health.get(printer["name"], {}).get("health", "unknown")
+    if as_json:
+        print_json(listed)
+        return
+    table = Table("printer", "address", "state", "health", "breaker", "waiting", "problem")
+    table.columns[1].overflow = "fold"
+    for p in listed:
+        state = {True: "online", False: "[red]OFFLINE[/red]", None: "not tried"}[p["online"]]
+        name = p["name"] + (" (default)" if p["default"] else "")
+        problem = "; ".join(p.get("advice") or []) or p.get("problem") or ""
+        table.add_row(name, p["uri"], state, p["health"], p["breaker"], str(p["queued"]), problem)
+    console.print(table)
+
+
+def queue(
+    printer: Annotated[str | None, typer.Option(help="Only this printer's jobs.")] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    url: UrlOption = None,
+    key: KeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Jobs waiting to print, oldest first."""
+    with api(config, url, key) as server:
+        jobs = server.get("/queue", printer=printer)
+    if as_json:
+        print_json(jobs)
+        return
+    if not jobs:
+        console.print("Nothing waiting.")
+        return
+    table = Table("job", "order", "printer", "state", "waiting", "attempts", "last error")
+    now = time.time()
+    for job in jobs:
+        age = now - datetime.fromisoformat(job["created_at"]).timestamp()
+        table.add_row(
+            str(job["id"]),
+            job.get("order_id") or "",
+            job["printer"],
+            job["state"],
+            _duration(age),
+            str(job["attempts"]),
+            job.get("last_error") or "",
+        )
+    console.print(table)
+
+
+def print_order(
+    what: Annotated[
+        str,
+        typer.Argument(
+            help="Text to print, a text file, or a .json file with the body of POST /print."
+        ),
+    ],
+    printer: Annotated[str | None, typer.Option(help="Printer (default: the first).")] = None,
+    copies: Annotated[int, typer.Option(min=1, max=10)] = 1,
+    order_id: Annotated[str | None, typer.Option(help="The shop's order id.")] = None,
+    wait: Annotated[bool, typer.Option(help="Wait until it is printed.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds --wait waits.")] = 60.0,
+    config: ConfigOption = DEFAULT_CONFIG,
+    url: UrlOption = None,
+    key: KeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print text, a text file, or an order (.json)."""
+    body = _order_body(what)
+    for name, value in (("printer", printer), ("order_id", order_id)):
+        if value is not None:
+            body[name] = value
+    if copies != 1:
+        body["copies"] = copies
+    with api(config, url, key) as server:
+        accepted = server.post("/print", body)
+        _report_job(server, accepted, wait, timeout, as_json)
+
+
+def _order_body(what: str) -> dict[str, Any]:
+    path = Path(what)
+    try:
+        is_file = path.is_file()
+    except OSError:  # a long text is no path
+        is_file = False
+    if not is_file:
+        return {"text": what}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read {path}: {exc}", USAGE)
+    if path.suffix.lower() != ".json":
+        return {"text": text}
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        fail(f"{path} is not valid JSON: {exc}", USAGE)
+    if not isinstance(body, dict):
+        fail(f"{path} must hold a JSON object (the body of POST /print)", USAGE)
+    return body
+
+
+def test_print(
+    printer: Annotated[str | None, typer.Argument(help="Printer (default: the first).")] = None,
+    wait: Annotated[bool, typer.Option(help="Wait until it is printed.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds --wait waits.")] = 60.0,
+    config: ConfigOption = DEFAULT_CONFIG,
+    url: UrlOption = None,
+    key: KeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print a test ticket through the server (see also 'spoonprint diagnose')."""
+    with api(config, url, key) as server:
+        accepted = server.post("/test-print", {"printer": printer} if printer else {})
+        _report_job(server, accepted, wait, timeout, as_json)
+
+
+def reprint(
+    job_id: int,
+    wait: Annotated[bool, typer.Option(help="Wait until it is printed.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds --wait waits.")] = 60.0,
+    config: ConfigOption = DEFAULT_CONFIG,
+    url: UrlOption = None,
+    key: KeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print an order again (a new job; marked REPRINT if it may already be on paper)."""
+    with api(config, url, key) as server:
+        accepted = server.post(f"/jobs/{job_id}/reprint")
+        _report_job(server, accepted, wait, timeout, as_json, f" (reprint of {job_id})")
+
+
+def cancel(
+    job_id: int,
+    config: ConfigOption = DEFAULT_CONFIG,
+    url: UrlOption = None,
+    key: KeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Cancel a job that has not printed yet."""
+    with api(config, url, key) as server:
+        job = server.post(f"/jobs/{job_id}/cancel")
+    if as_json:
+        print_json(job)
+    else:
+        console.print(f"Job {job_id} cancelled.")
+
+
+def _report_job(
+    server: Api,
+    accepted: dict[str, Any],
+    wait: bool,
+    timeout: float,
+    as_json: bool,
+    note: str = "",
+) -> None:
+    job_id = accepted["job_id"]
+    if not wait:
+        if as_json:
+            print_json(accepted)
+        else:
+            console.print(f"Job {job_id} queued on {accepted['printer']}{note}.")
+        return
+    job = _wait_settled(server, job_id, timeout)
+    if as_json:
+        print_json(job)
+    else:
+        words = {"printed": "printed", "sent": "sent (the printer cannot confirm)"}
+        outcome = words.get(job["state"], job["state"])
+        error = f": {job['last_error']}" if job.get("last_error") else ""
+        console.print(f"Job {job_id} on {job['printer']}{note}: {outcome}{error}.")
+    if job["state"] not in ("printed", "sent"):
+        raise typer.Exit(PRINTER_PROBLEM)
+
+
+def _wait_settled(server: Api, job_id: int, timeout: float) -> dict[str, Any]:
+    """Poll the job (it lives in the server) until it settles or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = server.get(f"/jobs/{job_id}")
+        if job["state"] in SETTLED or time.monotonic() > deadline:
+            return job
+        time.sleep(0.1)
+
+
+# -- logs ----------------------------------------------------------------------------------
+
+
+def logs(
+    lines: Annotated[int, typer.Option("--lines", "-n", help="Lines to show.")] = 40,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep showing new lines.")] = False,
+    security: Annotated[bool, typer.Option(help="The security log instead.")] = False,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """The server's log (in the data folder on this machine); --follow until Ctrl+C."""
+    log_dir = settings_from(config).server.data_dir / "logs"
+    path = log_dir / (SECURITY_LOG if security else LOG_FILE)
+    if not path.exists() and not follow:
+        fail(f"no log yet at {path}: has spoonprint run with this config?", NOT_RUNNING)
+    position = _show_tail(path, lines)
+    if not follow:
+        return
+    try:
+        for text in follow_file(path, position):
+            typer.echo(text, nl=False)
+    except KeyboardInterrupt:
+        return
+
+
+def _show_tail(path: Path, lines: int) -> int:
+    """Print the last ``lines`` lines; the position after them."""
+    try:
+        with path.open("rb") as file:
+            end = file.seek(0, 2)
+            start = max(end - 256 * 1024, 0)
+            file.seek(start)
+            data = file.read()
+    except OSError:
+        return 0
+    text = data.decode("utf-8", errors="replace")
+    shown = text.splitlines()[-lines:] if lines > 0 else []
+    for line in shown:
+        typer.echo(line)
+    return end
+
+
+def follow_file(
+    path: Path, position: int, poll: float = 0.25, until: Callable[[], bool] = lambda: False
+) -> Iterator[str]:
+    """New text appended to ``path`` from ``position`` on; after a rotation, the new file from
+    its beginning. Polls (a file has no portable change event); stops when ``until()``."""
+    identity = _identity(path)
+    while not until():
+        current = _identity(path)
+        if current is None:
+            time.sleep(poll)
+            continue
+        if identity is None or current[:2] != identity[:2] or current[2] < position:
+            identity, position = current, 0  # rotated: a new file
+        if current[2] > position:
+            with path.open("rb") as file:
+                file.seek(position)
+                data = file.read(current[2] - position)
+            position += len(data)
+            yield data.decode("utf-8", errors="replace")
+            continue
+        time.sleep(poll)
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino, stat.st_size
+
+
+# -- the CLI's key ---------------------------------------------------------------------------
+
+
+def login(
+    config: ConfigOption = DEFAULT_CONFIG,
+    url: UrlOption = None,
+    key: Annotated[
+        str | None,
+        typer.Option(help="The API key (asked for, hidden, when not given).", show_default=False),
+    ] = None,
+) -> None:
+    """Check an admin key against the server and keep it for the CLI (owner-only file)."""
+    base = server_url(config, url)
+    if key is None:
+        key = typer.prompt("API key", hide_input=True)
+    with api(config, base, key) as server:
+        server.get("/printers")  # an admin route: proves the key is an admin key
+    path = save_key(base, key)
+    console.print(f"Key saved for {base} in {path} (readable by you only).")
+
+
+def logout(config: ConfigOption = DEFAULT_CONFIG, url: UrlOption = None) -> None:
+    """Forget the key kept for a server."""
+    base = server_url(config, url)
+    if saved_key(base) is None:
+        console.print(f"No key kept for {base} (in {key_file()}).")
+        return
+    save_key(base, None)
+    console.print(f"Forgot the key for {base}.")
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(int(seconds), 0)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    if seconds < 86400:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands (and monitor, diagnose) to the ``spoonprint`` command line."""
+    from spoonprint.cli.diagnose import diagnose
+    from spoonprint.cli.monitor import monitor
+
+    for name, command in (
+        ("start", start),
+        ("stop", stop),
+        ("restart", restart),
+        ("status", status),
+        ("printers", printers),
+        ("queue", queue),
+        ("print", print_order),
+        ("test-print", test_print),
+        ("reprint", reprint),
+        ("cancel", cancel),
+        ("logs", logs),
+        ("login", login),
+        ("logout", logout),
+        ("monitor", monitor),
+        ("diagnose", diagnose),
+    ):
+        app.command(name)(command)

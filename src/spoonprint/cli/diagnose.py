@@ -1,0 +1,164 @@
+"""``spoonprint diagnose [PRINTER]``: test one printer directly and say what to do.
+
+See :mod:`spoonprint.diagnostics` for the checks. The server need not run; when it does, the
+test page goes out beside its tickets (a printer takes one connection at a time, so they wait
+for each other). Exit code 0 when every check passed, 7 when the printer has a problem, 2 for
+a configuration error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.text import Text
+
+from spoonprint.cli.common import (
+    DEFAULT_CONFIG,
+    OK,
+    PRINTER_PROBLEM,
+    USAGE,
+    ConfigOption,
+    JsonOption,
+    console,
+    fail,
+    print_json,
+    settings_from,
+)
+from spoonprint.config import PrinterConfig
+from spoonprint.domain.profile import Protocol
+from spoonprint.errors import ConfigError
+
+if TYPE_CHECKING:  # imported when run: they load the renderers, which the other commands need not
+    from spoonprint.diagnostics import Check, Diagnosis
+
+_MARKS = {
+    "ok": Text("[ ok ]", "bold green"),
+    "warning": Text("[warn]", "bold yellow"),
+    "failed": Text("[FAIL]", "bold red"),
+    "skipped": Text("[skip]", "dim"),
+}
+
+
+def show_check(check: Check) -> None:
+    # The status line gives its round-trip times itself.
+    timed = check.seconds is not None and check.name != "status"
+    took = f" ({check.seconds * 1000:.1f} ms)" if timed and check.seconds is not None else ""
+    line = Text.assemble(_MARKS[check.outcome], f" {check.label}: {check.detail}{took}")
+    console.print(line, soft_wrap=True)
+    if check.next_step and check.outcome in ("failed", "warning"):
+        console.print(f"       -> {check.next_step}", soft_wrap=True)
+
+
+def as_json(diagnosis: Diagnosis) -> dict[str, object]:
+    return {
+        "printer": diagnosis.printer,
+        "address": diagnosis.address,
+        "ok": diagnosis.ok,
+        "checks": [
+            {
+                "name": c.name,
+                "mode": c.mode,
+                "outcome": str(c.outcome),
+                "detail": c.detail,
+                "next_step": c.next_step,
+                "seconds": c.seconds,
+            }
+            for c in diagnosis.checks
+        ],
+        "modes": diagnosis.modes,
+        "verdict": diagnosis.verdict(),
+    }
+
+
+def diagnose(
+    printer: Annotated[
+        str | None, typer.Argument(help="Printer name in the config (default: the first).")
+    ] = None,
+    uri: Annotated[
+        str | None,
+        typer.Option(help="Test this address instead, e.g. tcp://192.168.1.50:9100."),
+    ] = None,
+    protocol: Annotated[
+        Protocol, typer.Option(help="With --uri: what the printer speaks.")
+    ] = Protocol.ESCPOS,
+    print_page: Annotated[
+        bool, typer.Option("--print/--no-print", help="Print the test page.")
+    ] = True,
+    timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds for each connect, write and status step (default: config)."),
+    ] = None,
+    page_timeout: Annotated[float, typer.Option(help="Seconds the test page may take.")] = 30.0,
+    config: ConfigOption = DEFAULT_CONFIG,
+    json_output: JsonOption = False,
+) -> None:
+    """Test a printer directly: reachable, status in words, test page, timings, what to do.
+
+    The test page has English, Traditional Chinese, HKSCS characters, a QR code and a cut.
+    """
+    from spoonprint.diagnostics import Diagnose
+    from spoonprint.render.fonts import find_typeface
+    from spoonprint.transports.base import Timeouts
+
+    settings = settings_from(config)
+    chosen = _printer(settings.printers, printer, uri, protocol, config.name)
+    delivery = settings.delivery
+    timeouts = (
+        Timeouts(timeout, timeout, timeout)
+        if timeout
+        else Timeouts(delivery.connect_timeout, delivery.write_timeout, delivery.status_timeout)
+    )
+    try:
+        typeface = find_typeface(settings.render.font, settings.render.font_index)
+    except ConfigError as exc:
+        fail(str(exc), USAGE)
+    quiet = json_output
+    if not quiet:
+        console.print(f"Diagnosing [bold]{chosen.name}[/bold] at {chosen.uri}")
+    with console.status("starting", spinner="dots") as progress:
+        run = Diagnose(
+            chosen,
+            typeface,
+            timeouts=timeouts,
+            stuck_after=settings.recovery.stuck_after,
+            page_timeout=page_timeout,
+            print_page=print_page,
+            on_step=(lambda step: None) if quiet else (lambda step: progress.update(step)),
+            on_check=(lambda check: None) if quiet else show_check,
+        )
+        diagnosis = asyncio.run(run.run())
+    if json_output:
+        print_json(as_json(diagnosis))
+    else:
+        console.print()
+        for line in diagnosis.verdict():
+            console.print(line, soft_wrap=True, style=None if diagnosis.ok else "bold")
+    raise typer.Exit(OK if diagnosis.ok else PRINTER_PROBLEM)
+
+
+def _printer(
+    printers: list[PrinterConfig],
+    name: str | None,
+    uri: str | None,
+    protocol: Protocol,
+    config_name: str,
+) -> PrinterConfig:
+    if uri is not None:
+        try:
+            return PrinterConfig(name=name or "printer", uri=uri, protocol=protocol)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            fail(f"--uri: {exc}", USAGE)
+    if not printers:
+        fail(
+            f"no printer in {config_name}: add one, or test an address with "
+            "--uri tcp://192.168.1.50:9100",
+            USAGE,
+        )
+    if name is None:
+        return printers[0]
+    for printer in printers:
+        if printer.name == name:
+            return printer
+    fail(f"no printer named {name!r}; printers: {', '.join(p.name for p in printers)}", 5)
