@@ -9,7 +9,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -23,7 +23,6 @@ from spoonprint.delivery.webhooks import WebhookDispatcher, WebhookOutbox
 from spoonprint.delivery.worker import Failover, PrinterWorker
 from spoonprint.domain.job import Job, NewJob
 from spoonprint.domain.ticket import document_for
-from spoonprint.emulator.virtual_printer import VirtualPrinter
 from spoonprint.errors import StoreError, UnknownPrinter
 from spoonprint.housekeeping import run_daily_housekeeping
 from spoonprint.instance_lock import InstanceLock
@@ -38,6 +37,9 @@ from spoonprint.security.guard import BlockStore, Guard, SecurityPolicy
 from spoonprint.security.keys import Authenticator, KeyStore
 from spoonprint.transports.base import Timeouts
 from spoonprint.transports.factory import open_transport
+
+if TYPE_CHECKING:
+    from spoonprint.emulator.virtual_printer import VirtualPrinter
 
 log = logging.getLogger("spoonprint")
 
@@ -225,6 +227,9 @@ class Services:
 
     async def _start_virtual_printer(self) -> PrinterConfig:
         out_dir = self.settings.server.data_dir / VIRTUAL_PRINTER_DIR
+        # Imported here: only a server without printers needs the emulator.
+        from spoonprint.emulator.virtual_printer import VirtualPrinter
+
         self.virtual_printer = VirtualPrinter(host="127.0.0.1", port=0, out_dir=out_dir)
         await self.virtual_printer.start()
         log.info(

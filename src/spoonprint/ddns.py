@@ -32,13 +32,14 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from spoonprint import __version__
 from spoonprint.config import DdnsSettings, Settings
 from spoonprint.errors import ConfigError
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("spoonprint.ddns")
 
@@ -187,6 +188,8 @@ class DdnsClient:
 
     async def update(self, *, force: bool = False) -> Outcome:
         """Find the public address and, when it changed (or ``force``), send it."""
+        import httpx  # imported when used: it costs start-up time and memory
+
         async with httpx.AsyncClient(
             timeout=self.settings.timeout, headers={"User-Agent": USER_AGENT}
         ) as http:
@@ -354,6 +357,8 @@ def _duck_domains(hostname: str) -> str:
 
 
 def _describe(exc: Exception) -> str:
+    import httpx  # imported when used: it costs start-up time and memory
+
     if isinstance(exc, httpx.HTTPStatusError):
         return f"HTTP {exc.response.status_code}"
     return str(exc) or type(exc).__name__

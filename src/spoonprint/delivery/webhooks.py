@@ -19,12 +19,13 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from spoonprint.db import transaction
 from spoonprint.delivery.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("spoonprint.webhooks")
 SIGNATURE_HEADER = "X-Spoonprint-Signature"
@@ -126,6 +127,8 @@ class WebhookDispatcher:
         self._wake.set()
 
     async def run(self) -> None:
+        import httpx  # imported when used: it costs start-up time and memory
+
         async with httpx.AsyncClient(timeout=self.timeout) as client:
             while True:
                 self._wake.clear()
@@ -139,6 +142,8 @@ class WebhookDispatcher:
 
     async def _deliver(self, client: httpx.AsyncClient, event: WebhookEvent) -> None:
         """Keep trying this event until the receiver takes it: later events wait (order)."""
+        import httpx  # imported when used: it costs start-up time and memory
+
         if self.states and event.state not in self.states:
             await asyncio.to_thread(self.outbox.acknowledge, event.event_id)
             return

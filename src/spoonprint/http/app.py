@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -94,6 +95,7 @@ def create_app(services: Services) -> FastAPI:
     # Its own session sign-in (an admin key), not the API key check.
     app.include_router(dashboard_routes())
 
+    @functools.lru_cache(maxsize=4096)
     def known_path(path: str) -> bool:
         # Asked of the app's own routing, so a route added later is known without a list here.
         scope: Scope = {"type": "http", "path": path, "method": "GET", "root_path": ""}
