@@ -17,9 +17,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from spoonprint.cli.common import (
     AUTH,
@@ -31,6 +29,9 @@ from spoonprint.cli.common import (
     CliFailure,
 )
 from spoonprint.config import Settings
+
+if TYPE_CHECKING:
+    import httpx
 
 KEY_FILE_ENV = "SPOONPRINT_KEY_FILE"
 TIMEOUT = 10.0
@@ -110,6 +111,8 @@ class Api:
 
     def __post_init__(self) -> None:
         self.url = self.url.rstrip("/")
+        import httpx  # here, not at the top: `spoonprint serve` never needs it
+
         headers = {"X-API-Key": self.key} if self.key else {}
         self._client = httpx.Client(base_url=self.url, headers=headers, timeout=self.timeout)
 
@@ -135,6 +138,8 @@ class Api:
                 "an API key is needed: --key KEY, SPOONPRINT_API_KEY, or 'spoonprint login'",
                 AUTH,
             )
+        import httpx
+
         try:
             answer = self._client.request(method, path, **kwargs)
         except httpx.TimeoutException:
@@ -201,6 +206,8 @@ def _words(detail: Any) -> str:
 
 
 def _reason(exc: httpx.HTTPError) -> str:
+    import httpx
+
     if isinstance(exc, httpx.ConnectError):
         return "connection refused or no route"
     return type(exc).__name__

@@ -14,9 +14,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
 from rich.table import Table
 
@@ -42,6 +41,9 @@ from spoonprint.cli.common import (
 )
 from spoonprint.logs import LOG_FILE
 from spoonprint.security.events import SECURITY_LOG
+
+if TYPE_CHECKING:
+    pass
 
 #: Job states after which a job will not change by itself.
 SETTLED = {"printed", "sent", "failed", "cancelled", "held"}
@@ -72,6 +74,8 @@ def api(config: Path, url: str | None, key: str | None) -> Iterator[Api]:
 
 def _ready(url: str) -> Callable[[], bool]:
     def ready() -> bool:
+        import httpx
+
         try:
             # Only "is it answering": a self-signed certificate is fine for that.
             return httpx.get(f"{url}/status", timeout=1.0, verify=False).status_code == 200
