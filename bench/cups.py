@@ -2,12 +2,14 @@
 temporary folder, stopped by PID at the end. Clients reach it through ``CUPS_SERVER``.
 
 ``private_cups()`` yields no daemon, and says why, when cupsd or lp is not installed or cupsd
-does not start, so a bench can skip its CUPS reference and run the rest.
+does not start, so a bench can skip its CUPS reference and run the rest. The tests' private
+cupsd (``tests/cupsd.py``) is this one too.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -150,9 +152,17 @@ class PrivateCups:
         """A raw queue to the socket printer on 127.0.0.1:PORT, enabled and accepting."""
         self.run("lpadmin", "-p", name, "-v", f"socket://127.0.0.1:{port}/?waiteof=false", "-E")
 
-    def submit(self, queue: str, data: bytes) -> None:
-        """One raw job, as a point-of-sale program would send it: ``lp -o raw``."""
-        self.run("lp", "-d", queue, "-o", "raw", "-t", "bench", data=data)
+    def remove_queue(self, name: str) -> None:
+        self.run("cancel", "-a", "-x", name, check=False)
+        self.run("lpadmin", "-x", name, check=False)
+
+    def submit(self, queue: str, data: bytes, title: str = "bench") -> int:
+        """One raw job, as a point-of-sale program would send it (``lp -o raw``); its id."""
+        said = self.run("lp", "-d", queue, "-o", "raw", "-t", title, data=data).stdout
+        match = re.search(r"request id is \S+-(\d+)", said)
+        if match is None:
+            raise RuntimeError(f"lp did not say the job id: {said!r}")
+        return int(match.group(1))
 
     def submitter(self, queue: str) -> list[str]:
         """The ``lp`` command line of :meth:`submit` (data on its stdin, env :attr:`env`)."""
@@ -160,10 +170,10 @@ class PrivateCups:
         assert lp is not None
         return [lp, "-d", queue, "-o", "raw", "-t", "bench"]
 
-    def active_jobs(self, queue: str) -> int:
-        """Jobs of ``queue`` not finished yet (pending, held or processing)."""
+    def active_jobs(self, queue: str) -> list[int]:
+        """Ids of the jobs of ``queue`` not finished yet (pending, held or processing)."""
         listing = self.run("lpstat", "-o", queue, check=False).stdout
-        return sum(1 for line in listing.splitlines() if line.startswith(f"{queue}-"))
+        return [int(n) for n in re.findall(rf"^{re.escape(queue)}-(\d+)\s", listing, re.M)]
 
     def logs(self) -> str:
         parts = []
