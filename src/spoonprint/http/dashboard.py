@@ -180,10 +180,11 @@ class Dashboard:
 
     def _stored(self) -> dict[str, Any]:
         guard = self.services.guard
-        counts = self.history.count_by_state()
+        # Counts from the job store itself (the waiting count reads its index only).
+        counts = self.services.store.count_by_state()
         oldest = self.history.oldest_waiting()
         return {
-            "queued": self.history.count_pending_by_printer(),
+            "queued": self.services.queued_by_printer(),
             "queue": {
                 "held": counts[JobState.HELD],
                 "failed": counts[JobState.FAILED],

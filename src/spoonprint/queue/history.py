@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 from spoonprint.db import DB_FILENAME, connect
-from spoonprint.domain.job import PENDING_STATES, Job, JobState
+from spoonprint.domain.job import PENDING_STATES, Job
 
 # The store's own column list and row decoder: one definition of what a job row is.
 from spoonprint.queue.sqlite import _COLUMNS, _job
@@ -65,22 +65,6 @@ class JobHistory:
             f"SELECT {_COLUMNS} FROM jobs WHERE state IN (?, ?) ORDER BY id LIMIT 1", tuple(states)
         )
         return rows[0] if rows else None
-
-    def count_pending_by_printer(self) -> dict[str, int]:
-        """Jobs still waiting to print (queued or printing), per printer."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT printer, COUNT(*) FROM jobs WHERE state IN (?, ?) GROUP BY printer",
-                tuple(sorted(PENDING_STATES)),
-            ).fetchall()
-        return {printer: count for printer, count in rows}
-
-    def count_by_state(self) -> dict[JobState, int]:
-        with self._lock:
-            rows = self._conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
-        counts = dict.fromkeys(JobState, 0)
-        counts.update({JobState(state): n for state, n in rows})
-        return counts
 
     def close(self) -> None:
         with self._lock:
