@@ -48,6 +48,7 @@ from spoonprint.http.session import (
 from spoonprint.queue.history import JobHistory
 from spoonprint.render.base import preview_png
 from spoonprint.security.clients import parse_address
+from spoonprint.security.events import recent_events
 
 log = logging.getLogger("spoonprint.dashboard")
 
@@ -193,7 +194,7 @@ class Dashboard:
             "jobs": [job_view(job) for job in self.history.recent(RECENT_JOBS)],
             "security": {
                 "blocked": [vars(block) for block in guard.blocks.active(time.time())],
-                "events": tail_events(guard.events.path, RECENT_EVENTS),
+                "events": recent_events(guard.events.path, RECENT_EVENTS),
             },
         }
 
@@ -290,30 +291,6 @@ def job_view(job: Job) -> dict[str, Any]:
         "can_reprint": job.state not in (JobState.QUEUED, JobState.PRINTING),
         "can_cancel": can_transition(job.state, JobState.CANCELLED),
     }
-
-
-def tail_events(path: Path | None, count: int, max_bytes: int = 64 * 1024) -> list[dict[str, Any]]:
-    """The newest ``count`` security events, newest first, reading only the log's end."""
-    if path is None or not path.is_file():
-        return []
-    with path.open("rb") as log_file:
-        size = log_file.seek(0, 2)
-        start = max(0, size - max_bytes)
-        log_file.seek(start)
-        lines = log_file.read().splitlines()
-    if start > 0:
-        lines = lines[1:]  # probably cut in the middle
-    events: list[dict[str, Any]] = []
-    for line in reversed(lines):
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict):
-            events.append(event)
-            if len(events) == count:
-                break
-    return events
 
 
 def job_png(services: Services, job: Job) -> bytes:

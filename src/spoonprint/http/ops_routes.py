@@ -9,7 +9,6 @@ connection and lock stay for printing, and a reader never blocks a writer (WAL).
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -22,9 +21,9 @@ from spoonprint.app import Services
 from spoonprint.db import DB_FILENAME
 from spoonprint.domain.job import PENDING_STATES, JobState
 from spoonprint.http.auth import require_admin
+from spoonprint.security.events import recent_events
 
 #: Bytes read from the end of the security log for its recent events.
-SECURITY_TAIL_BYTES = 64 * 1024
 
 
 class OpsReader:
@@ -125,30 +124,6 @@ class OpsReader:
         return int(value[0])
 
 
-def recent_security_events(path: Path | None, limit: int) -> list[dict[str, Any]]:
-    """The last ``limit`` events of the security log, newest first (only its tail is read)."""
-    if path is None or limit <= 0:
-        return []
-    try:
-        with path.open("rb") as file:
-            start = max(file.seek(0, 2) - SECURITY_TAIL_BYTES, 0)
-            file.seek(start)
-            lines = file.read().decode("utf-8", errors="replace").splitlines()
-    except OSError:
-        return []
-    if start > 0:
-        lines = lines[1:]  # the first line may be cut
-    events: list[dict[str, Any]] = []
-    for line in reversed(lines):
-        with contextlib.suppress(ValueError):
-            event = json.loads(line)
-            if isinstance(event, dict):
-                events.append(event)
-        if len(events) >= limit:
-            break
-    return events
-
-
 def _services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
@@ -195,7 +170,7 @@ def ops_routes(services: Services) -> APIRouter:
             "recent_jobs": reader.recent_jobs(jobs),
             "security": {
                 "blocked": blocked,
-                "events": recent_security_events(guard.events.path, events),
+                "events": recent_events(guard.events.path, events),
             },
         }
 

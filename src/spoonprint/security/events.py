@@ -67,6 +67,35 @@ def read_events(path: Path) -> Iterator[dict[str, Any]]:
                 continue
 
 
+def recent_events(
+    path: Path | None, limit: int, max_bytes: int = 64 * 1024
+) -> list[dict[str, Any]]:
+    """The newest ``limit`` events, newest first, reading only the live log's last
+    ``max_bytes`` (for pages refreshed every second)."""
+    if path is None or limit <= 0:
+        return []
+    try:
+        with path.open("rb") as log_file:
+            start = max(log_file.seek(0, 2) - max_bytes, 0)
+            log_file.seek(start)
+            lines = log_file.read().splitlines()
+    except OSError:
+        return []
+    if start > 0:
+        lines = lines[1:]  # probably cut in the middle
+    events: list[dict[str, Any]] = []
+    for line in reversed(lines):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+            if len(events) == limit:
+                break
+    return events
+
+
 def summarise(path: Path, now: float | None = None) -> Summary:
     now = time.time() if now is None else now
     last_hour: Counter[str] = Counter()
