@@ -38,7 +38,7 @@ from typing import Any
 from spoonprint.config import HousekeepingSettings, Settings
 from spoonprint.db import DB_FILENAME, connect, transaction
 from spoonprint.domain.job import JobState
-from spoonprint.instance_lock import LOCK_FILENAME, _lock, _unlock
+from spoonprint.instance_lock import free_or_held
 from spoonprint.logs import LOG_FILE
 from spoonprint.security.events import SECURITY_LOG
 
@@ -317,25 +317,9 @@ def prune_tickets(folder: Path, *, cutoff: float, dry_run: bool = False) -> int:
 # -- all of it --------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def data_folder_free(data_dir: Path) -> Iterator[bool]:
-    """True, and no server can start meanwhile, when no spoonprint holds the data folder's
-    instance lock; False when one does. The lock file's content (the holder's process id) is
-    left alone."""
-    path = data_dir / LOCK_FILENAME
-    if not data_dir.is_dir():
-        yield True
-        return
-    with path.open("a+", encoding="ascii") as handle:
-        try:
-            _lock(handle)
-        except OSError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            _unlock(handle)
+def data_folder_free(data_dir: Path) -> contextlib.AbstractContextManager[bool]:
+    """True, and no server can start meanwhile, when no spoonprint holds the data folder."""
+    return free_or_held(data_dir)
 
 
 @contextlib.contextmanager

@@ -8,8 +8,10 @@ gone and can be recovered at once. The platform calls are imported lazily: ``fcn
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -49,6 +51,26 @@ class InstanceLock:
             _unlock(self._file)
             self._file.close()
             self._file = None
+
+
+@contextlib.contextmanager
+def free_or_held(data_dir: Path) -> Iterator[bool]:
+    """True, holding the lock so that no server starts meanwhile, when no process holds the
+    data folder; False when one does. The lock file's content (the holder's process id) is
+    left alone; a missing folder is free (and is not created)."""
+    if not data_dir.is_dir():
+        yield True
+        return
+    with (data_dir / LOCK_FILENAME).open("a+", encoding="ascii") as handle:
+        try:
+            _lock(handle)
+        except OSError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            _unlock(handle)
 
 
 def _lock(handle: IO[str]) -> None:

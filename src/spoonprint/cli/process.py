@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spoonprint.instance_lock import LOCK_FILENAME, _lock, _unlock
+from spoonprint.instance_lock import LOCK_FILENAME, free_or_held
 
 PID_FILE = "spoonprint.pid"
 CONSOLE_LOG = "console.log"
@@ -78,16 +78,10 @@ def _lock_state(path: Path) -> tuple[bool, int | None]:
     if not path.exists():
         return False, None
     try:
-        handle = path.open("a+", encoding="ascii")  # "a+": never truncates the holder's pid
+        with free_or_held(path.parent) as free:
+            return (False, None) if free else (True, _read_pid(path))
     except OSError:
         return False, None
-    with handle:
-        try:
-            _lock(handle)
-        except OSError:
-            return True, _read_pid(path)
-        _unlock(handle)
-    return False, None
 
 
 def _read_pid(path: Path) -> int | None:

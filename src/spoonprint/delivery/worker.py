@@ -173,7 +173,7 @@ class PrinterWorker:
         try:
             # Raster tickets take milliseconds of CPU: keep the event loop free meanwhile.
             data = await asyncio.to_thread(
-                self.renderer, self._document(job), self.profile, job.copies
+                self.renderer, self.document(job), self.profile, job.copies
             )
         except Exception as exc:  # a job that cannot render will never print: fail it, visibly
             log.exception("printer %s: job %d cannot be rendered", self.name, job.id)
@@ -195,7 +195,8 @@ class PrinterWorker:
         await self._finish(mark, job.id, detail)
         return None
 
-    def _document(self, job: Job) -> Document:
+    def document(self, job: Job) -> Document:
+        """What ``job`` prints on this printer, banners (REPRINT, BACKUP FOR) included."""
         document = document_for(job.payload, self.profile.style)
         if job.moved_to_backup:
             document = with_banner(document, f"BACKUP FOR {job.original_printer}")

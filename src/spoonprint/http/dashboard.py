@@ -300,7 +300,7 @@ def job_png(services: Services, job: Job) -> bytes:
         return services.preview(services.default_printer, job.payload)
     # The worker's own composition, so the picture has the banners (REPRINT, BACKUP FOR)
     # the printer would get.
-    document = worker._document(job)
+    document = worker.document(job)
     return preview_png(document, worker.profile, services.typeface)
 
 
