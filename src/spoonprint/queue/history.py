@@ -14,7 +14,7 @@ from spoonprint.db import DB_FILENAME, connect
 from spoonprint.domain.job import PENDING_STATES, Job
 
 # The store's own column list and row decoder: one definition of what a job row is.
-from spoonprint.queue.sqlite import _COLUMNS, _job
+from spoonprint.queue.sqlite import JOB_COLUMNS, job_from_row
 
 #: The order number is the API's ``order_id`` or, for a receipt, its printed ``order_no``.
 _RECEIPT_ORDER_NO = "json_extract(payload, '$.receipt.order_no')"
@@ -39,7 +39,7 @@ class JobHistory:
 
     def recent(self, limit: int = 20) -> list[Job]:
         """The newest jobs, newest first."""
-        return self._jobs(f"SELECT {_COLUMNS} FROM jobs ORDER BY id DESC LIMIT ?", (limit,))
+        return self._jobs(f"SELECT {JOB_COLUMNS} FROM jobs ORDER BY id DESC LIMIT ?", (limit,))
 
     def search(self, text: str, limit: int = 50) -> list[Job]:
         """Jobs whose order number contains ``text`` (case-insensitive for ASCII letters), and
@@ -51,7 +51,7 @@ class JobHistory:
         pattern = _like_pattern(text)
         job_id = int(text) if text.isdigit() and len(text) < 19 else -1
         query = (
-            f"SELECT {_COLUMNS} FROM jobs WHERE id = ?"
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"
             f" OR order_id LIKE ? ESCAPE '\\' OR {_RECEIPT_ORDER_NO} LIKE ? ESCAPE '\\'"
             f" ORDER BY (id = ? OR order_id = ? OR {_RECEIPT_ORDER_NO} = ?) DESC, id DESC"
             " LIMIT ?"
@@ -62,7 +62,8 @@ class JobHistory:
         """The job that has waited longest to print (queued or printing), if any."""
         states = sorted(PENDING_STATES)
         rows = self._jobs(
-            f"SELECT {_COLUMNS} FROM jobs WHERE state IN (?, ?) ORDER BY id LIMIT 1", tuple(states)
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN (?, ?) ORDER BY id LIMIT 1",
+            tuple(states),
         )
         return rows[0] if rows else None
 
@@ -73,4 +74,4 @@ class JobHistory:
     def _jobs(self, query: str, params: tuple[object, ...]) -> list[Job]:
         with self._lock:
             rows = self._conn.execute(query, params).fetchall()
-        return [_job(row) for row in rows]
+        return [job_from_row(row) for row in rows]

@@ -27,7 +27,7 @@ from spoonprint.queue.group_commit import GroupCommit
 
 log = logging.getLogger("spoonprint.jobs")
 
-_COLUMNS = (
+JOB_COLUMNS = (
     "id, printer, state, payload, copies, order_id, idempotency_key, created_at, updated_at,"
     " printed_at, attempts, last_error, maybe_printed, lease_owner, lease_expires,"
     " original_printer, reprint_of, submitted_by"
@@ -136,14 +136,14 @@ class SqliteJobStore:
 
     def pending(self, printer: str | None = None) -> list[Job]:
         states = tuple(PENDING_STATES)
-        query = f"SELECT {_COLUMNS} FROM jobs WHERE state IN (?, ?)"
+        query = f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN (?, ?)"
         params: tuple[Any, ...] = states
         if printer is not None:
             query += " AND printer = ?"
             params = (*states, printer)
         with self._lock:
             rows = self._conn.execute(query + " ORDER BY id", params).fetchall()
-        return [_job(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     def count_pending_by_printer(self) -> dict[str, int]:
         """Jobs waiting per printer (none: not listed). Counted in the index on (printer, state,
@@ -167,13 +167,13 @@ class SqliteJobStore:
         older job of that printer is still ``printing`` under someone's lease: order first."""
         with self._lock:
             row = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM jobs WHERE printer = ? AND state IN (?, ?)"
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE printer = ? AND state IN (?, ?)"
                 " ORDER BY id LIMIT 1",
                 (printer, JobState.QUEUED, JobState.PRINTING),
             ).fetchone()
             if row is None or row[2] != JobState.QUEUED:
                 return None
-            job = _job(row)
+            job = job_from_row(row)
             return self._transition(
                 job,
                 JobState.PRINTING,
@@ -241,7 +241,7 @@ class SqliteJobStore:
     def recover_interrupted(self, *, expired_only: bool = False) -> list[Job]:
         """Jobs left ``printing`` (their process died, or their lease ran out) go back to the
         queue flagged as possibly printed, so they come out marked REPRINT."""
-        query = f"SELECT {_COLUMNS} FROM jobs WHERE state = ?"
+        query = f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = ?"
         params: tuple[Any, ...] = (JobState.PRINTING,)
         if expired_only:
             query += " AND (lease_expires IS NULL OR lease_expires < ?)"
@@ -250,7 +250,7 @@ class SqliteJobStore:
             rows = self._conn.execute(query + " ORDER BY id", params).fetchall()
             return [
                 self._transition(
-                    _job(row),
+                    job_from_row(row),
                     JobState.QUEUED,
                     _RECOVERED,
                     maybe_printed=1,
@@ -266,7 +266,7 @@ class SqliteJobStore:
         now = self._clock()
         with self._lock, transaction(self._conn):
             rows = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM jobs WHERE printer = ? AND state = ? ORDER BY id",
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE printer = ? AND state = ? ORDER BY id",
                 (printer, JobState.QUEUED),
             ).fetchall()
             for row in rows:
@@ -369,14 +369,14 @@ class SqliteJobStore:
     def _move_all(
         self, old: JobState, new: JobState, printer: str | None, detail: str
     ) -> list[Job]:
-        query = f"SELECT {_COLUMNS} FROM jobs WHERE state = ?"
+        query = f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = ?"
         params: tuple[Any, ...] = (old,)
         if printer is not None:
             query += " AND printer = ?"
             params = (*params, printer)
         with self._lock:
             rows = self._conn.execute(query + " ORDER BY id", params).fetchall()
-            return [self._transition(_job(row), new, detail) for row in rows]
+            return [self._transition(job_from_row(row), new, detail) for row in rows]
 
     def _finish(self, job_id: int, state: JobState, detail: str, owner: str | None) -> Job:
         with self._lock:
@@ -392,20 +392,22 @@ class SqliteJobStore:
         return job
 
     def _get(self, job_id: int) -> Job:
-        row = self._conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        row = self._conn.execute(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
         if row is None:
             raise JobNotFound(f"no job {job_id}")
-        return _job(row)
+        return job_from_row(row)
 
     def _find_duplicate(self, new: NewJob) -> Job | None:
         for column, value in (("order_id", new.order_id), ("idempotency_key", new.idempotency_key)):
             if value is None:
                 continue
             row = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM jobs WHERE {column} = ?", (value,)
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE {column} = ?", (value,)
             ).fetchone()
             if row is not None:
-                return _job(row)
+                return job_from_row(row)
         return None
 
     def _transition(self, job: Job, new_state: JobState, detail: str, **columns: Any) -> Job:
@@ -440,7 +442,7 @@ class SqliteJobStore:
         )
 
 
-def _job(row: tuple[Any, ...]) -> Job:
+def job_from_row(row: tuple[Any, ...]) -> Job:
     return Job(
         id=row[0],
         printer=row[1],
