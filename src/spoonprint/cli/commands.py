@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -42,11 +42,13 @@ from spoonprint.cli.common import (
 from spoonprint.logs import LOG_FILE
 from spoonprint.security.events import SECURITY_LOG
 
-if TYPE_CHECKING:
-    pass
-
 #: Job states after which a job will not change by itself.
 SETTLED = {"printed", "sent", "failed", "cancelled", "held"}
+
+
+#: ``--wait`` / ``--timeout`` of the commands that print.
+WaitOption = Annotated[bool, typer.Option(help="Wait until it is printed.")]
+WaitTimeoutOption = Annotated[float, typer.Option(help="Seconds --wait waits.")]
 
 
 # -- connecting ----------------------------------------------------------------------------
@@ -249,8 +251,8 @@ def print_order(
     printer: Annotated[str | None, typer.Option(help="Printer (default: the first).")] = None,
     copies: Annotated[int, typer.Option(min=1, max=10)] = 1,
     order_id: Annotated[str | None, typer.Option(help="The shop's order id.")] = None,
-    wait: Annotated[bool, typer.Option(help="Wait until it is printed.")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds --wait waits.")] = 60.0,
+    wait: WaitOption = False,
+    timeout: WaitTimeoutOption = 60.0,
     config: ConfigOption = DEFAULT_CONFIG,
     url: UrlOption = None,
     key: KeyOption = None,
@@ -293,8 +295,8 @@ def _order_body(what: str) -> dict[str, Any]:
 
 def test_print(
     printer: Annotated[str | None, typer.Argument(help="Printer (default: the first).")] = None,
-    wait: Annotated[bool, typer.Option(help="Wait until it is printed.")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds --wait waits.")] = 60.0,
+    wait: WaitOption = False,
+    timeout: WaitTimeoutOption = 60.0,
     config: ConfigOption = DEFAULT_CONFIG,
     url: UrlOption = None,
     key: KeyOption = None,
@@ -308,8 +310,8 @@ def test_print(
 
 def reprint(
     job_id: int,
-    wait: Annotated[bool, typer.Option(help="Wait until it is printed.")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds --wait waits.")] = 60.0,
+    wait: WaitOption = False,
+    timeout: WaitTimeoutOption = 60.0,
     config: ConfigOption = DEFAULT_CONFIG,
     url: UrlOption = None,
     key: KeyOption = None,
