@@ -23,6 +23,21 @@ from spoonprint.emulator.virtual_printer import VirtualPrinterThread
 READY_TIMEOUT = 20.0
 
 
+def run_spoonprint(cwd: Path | None, *args: str) -> subprocess.CompletedProcess[str]:
+    """``spoonprint ARGS`` in a fresh process, as a person would type it (no SPOONPRINT_*
+    variables from the test run, wide output so lines are not wrapped)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPOONPRINT_")}
+    env["COLUMNS"] = "200"
+    return subprocess.run(
+        [sys.executable, "-m", "spoonprint", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

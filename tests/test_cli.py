@@ -11,21 +11,9 @@ from pathlib import Path
 import httpx
 
 from .conftest import Server, ServerFactory, free_port
+from .conftest import run_spoonprint as spoonprint
 
 KEY = re.compile(r"^sp_[A-Za-z0-9_-]{40,}$", re.MULTILINE)
-
-
-def spoonprint(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPOONPRINT_")}
-    env["COLUMNS"] = "200"
-    return subprocess.run(
-        [sys.executable, "-m", "spoonprint", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_init_makes_config_data_and_a_key_shown_once(tmp_path: Path) -> None:

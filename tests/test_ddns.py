@@ -13,9 +13,7 @@ import asyncio
 import base64
 import json
 import logging
-import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -39,6 +37,8 @@ from spoonprint.ddns import (
     run_ddns,
 )
 from spoonprint.errors import ConfigError
+
+from .conftest import run_spoonprint
 
 USER, PASSWORD, HOST = "owner@example.com", "s3cret pass", "myshop.ddns.example"
 FIRST_IP, SECOND_IP = "203.0.113.7", "198.51.100.23"
@@ -514,16 +514,7 @@ def test_run_ddns_does_nothing_when_off_and_logs_a_bad_config(
 
 
 def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPOONPRINT_")}
-    env["COLUMNS"] = "200"
-    return subprocess.run(
-        [sys.executable, "-m", "spoonprint", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_spoonprint(cwd, *args)
 
 
 def _write_config(path: Path, ddns: dict[str, str]) -> None:

@@ -24,7 +24,7 @@ from spoonprint.housekeeping import data_folder_free
 from spoonprint.security.keys import KeyStore
 from spoonprint.service import DESCRIPTION, DISPLAY_NAME, ServiceError, systemd, windows
 
-from .conftest import Server, ServerFactory
+from .conftest import Server, ServerFactory, run_spoonprint
 from .fakes import win32service_install as scm
 from .fakes.win32service_install import FakeServiceManager, split_command_line
 
@@ -32,16 +32,7 @@ ME = pwd.getpwuid(os.getuid()).pw_name
 
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPOONPRINT_")}
-    env["COLUMNS"] = "200"
-    return subprocess.run(
-        [sys.executable, "-m", "spoonprint", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_spoonprint(cwd, *args)
 
 
 def read_unit(path: Path) -> configparser.ConfigParser:
