@@ -200,6 +200,8 @@ class Services:
         """Let each worker finish the ticket it is writing (bounded by its timeouts), give back
         the leases of anything still unfinished, then close."""
         self._ops_stop.set()
+        if self.monitor is not None:
+            self.monitor.stop()
         for worker in self.printers.values():
             worker.request_stop()
         if self._tasks:

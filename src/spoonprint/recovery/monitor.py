@@ -18,7 +18,6 @@ failed ticket (the worker pokes the monitor) and on demand (``trigger``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -95,6 +94,7 @@ class HealthMonitor:
         self.recent: deque[RecoveryAction] = deque(maxlen=RECENT_ACTIONS)
         self._pokes = {name: asyncio.Event() for name in workers}
         self._rounds = {name: asyncio.Lock() for name in workers}
+        self._stop = asyncio.Event()
 
     # -- control --------------------------------------------------------------------------
 
@@ -125,6 +125,11 @@ class HealthMonitor:
     async def run(self) -> None:
         loops = [self._watch(name) for name in self.workers]
         await asyncio.gather(*loops)
+
+    def stop(self) -> None:
+        """End every printer's loop at its next wait (a round under way finishes first)."""
+        self._stop.set()
+        self.poke()
 
     async def trigger(self, name: str | None = None) -> dict[str, dict[str, Any]]:
         """A full recovery round now, for one printer or all, with the try limits lifted."""
@@ -312,15 +317,20 @@ class HealthMonitor:
 
     async def _watch(self, name: str) -> None:
         poke = self._pokes[name]
-        while True:
+        while not self._stop.is_set():
             record = self.records[name]
             wait = self.settings.interval
             if record.problem_since is not None:
                 wait = min(wait, PROBLEM_INTERVAL)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(poke.wait(), wait)
+            # asyncio.wait, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+            # that arrives as the event fires, and the loop would outlive the server's stop.
+            poked = asyncio.ensure_future(poke.wait())
+            try:
+                await asyncio.wait({poked}, timeout=wait)
+            finally:
+                poked.cancel()
             poke.clear()
-            if not self.settings.enabled:
+            if self._stop.is_set() or not self.settings.enabled:
                 continue
             try:
                 await self.check(name)
