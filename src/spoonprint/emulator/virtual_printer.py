@@ -804,6 +804,11 @@ class VirtualPrinter:
             self._server = None
 
     async def _drop_connections(self) -> None:
+        # Connections the closed listener had already accepted get their connection_made a
+        # loop turn or two later (and drop themselves there): let that happen first, so none
+        # is left open behind a stopped printer.
+        for _ in range(3):
+            await asyncio.sleep(0)
         connections = list(self._connections)
         for connection in connections:
             connection.abort()
