@@ -4,7 +4,7 @@ Images are Pillow mode "1" images whose width is the printer width in dots, a mu
 pixel 0 is ink (black) and 255 is paper (white). Printers want the opposite sense: in raster
 rows bit 1 is a black dot and the most significant bit is the leftmost dot. Pillow's "1;I" raw
 mode is exactly that packing, so the conversion is one C call each way, never a Python loop
-over pixels (a 576 x 3000 ticket packs in well under a millisecond).
+over pixels.
 """
 
 from __future__ import annotations
@@ -12,49 +12,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-import numpy.typing as npt
 from PIL import Image
 
 __all__ = [
     "Bitmap",
     "Picture",
     "image_bytes",
-    "packed_array",
     "image_rows",
     "rows_image",
     "row_bytes",
 ]
 
-Ink = npt.NDArray[np.bool_]
-
 
 @dataclass(frozen=True)
 class Bitmap:
-    """A 1-bit picture of paper as a numpy array: ``ink[y, x]`` is True where a dot prints.
+    """A 1-bit picture of paper already packed as printer raster rows.
 
-    The renderers draw into this form: packing it into printer rows is one numpy call, where
-    packing a Pillow image of a long ticket costs several milliseconds.
+    ``data`` is ``height`` rows of ``ceil(width / 8)`` bytes, bit 1 = ink, most significant bit
+    = leftmost dot. The renderers draw straight into this form: Pillow packs a mode "1" image
+    one pixel at a time (about 2 ms per 1,000 rows at 576 dots), which a long ticket cannot
+    afford, so they assemble words that were packed once and cached instead.
     """
 
-    ink: Ink
-
-    @property
-    def width(self) -> int:
-        return int(self.ink.shape[1])
-
-    @property
-    def height(self) -> int:
-        return int(self.ink.shape[0])
-
-    def packed(self) -> npt.NDArray[np.uint8]:
-        """Printer raster rows: ``width / 8`` bytes a row, bit 1 = ink, MSB = leftmost dot."""
-        return np.packbits(self.ink, axis=1)
+    width: int
+    height: int
+    data: bytes
 
     def image(self) -> Image.Image:
         """As a Pillow mode "1" image (0 = ink, 255 = paper)."""
-        packed = self.packed().tobytes()
-        return Image.frombytes("1", (self.width, self.height), packed, "raw", _PRINTER_PACKING)
+        return Image.frombytes("1", (self.width, self.height), self.data, "raw", _PRINTER_PACKING)
 
 
 #: What the raster encoders take: a Pillow mode "1" image or a Bitmap.
@@ -75,20 +61,11 @@ def image_bytes(image: Picture) -> bytes:
     """All rows of ``image`` packed back to back, ``width / 8`` bytes per row, 1 = black."""
     if isinstance(image, Bitmap):
         row_bytes(image.width)
-        return image.packed().tobytes()
+        return image.data
     if image.mode != "1":
         raise ValueError(f'raster images must be mode "1", not {image.mode!r}')
     row_bytes(image.width)
     return image.tobytes("raw", _PRINTER_PACKING)
-
-
-def packed_array(image: Picture) -> npt.NDArray[np.uint8]:
-    """The packed rows as a (height, width / 8) array."""
-    if isinstance(image, Bitmap):
-        row_bytes(image.width)
-        return image.packed()
-    packed = np.frombuffer(image_bytes(image), dtype=np.uint8)
-    return packed.reshape(image.height, image.width // 8)
 
 
 def image_rows(image: Picture) -> list[bytes]:

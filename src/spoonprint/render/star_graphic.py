@@ -34,9 +34,7 @@ longer runs are split at 64000.
 
 from __future__ import annotations
 
-import numpy as np
-
-from spoonprint.render.bitimage import Picture, packed_array
+from spoonprint.render.bitimage import Picture, image_bytes
 
 __all__ = [
     "EOT_FEED",
@@ -79,24 +77,23 @@ def star_raster_rows(image: Picture) -> bytes:
 
     Only valid inside raster mode; :func:`star_raster_job` wraps them into a whole job.
     """
-    packed = packed_array(image)
-    size = packed.shape[1]
-    ink = packed != 0
-    # Bytes to keep per row once trailing zero bytes go; 0 for a blank row (found in numpy: a
-    # per-row Python scan was most of a long ticket's encoding time).
-    kept = ((size - np.argmax(ink[:, ::-1], axis=1)) * ink.any(axis=1)).tolist()
-    data = packed.tobytes()
+    data = image_bytes(image)
+    size = image.width // 8
+    # "b n1 n2" for every possible row length: looked up, not built, once per row.
+    headers = [ROW + length.to_bytes(2, "little") for length in range(size + 1)]
     parts: list[bytes] = []
     blank = 0
-    for index, length in enumerate(kept):
-        if not length:
+    for start in range(0, len(data), size):
+        # Trailing zero bytes go: the printer pads a short row with white.
+        row = data[start : start + size].rstrip(b"\x00")
+        if not row:
             blank += 1
             continue
         if blank:
             parts.append(_blank_rows(blank))
             blank = 0
-        start = index * size
-        parts.append(ROW + length.to_bytes(2, "little") + data[start : start + length])
+        parts.append(headers[len(row)])
+        parts.append(row)
     if blank:
         # Trailing white rows are paper too: without them the cut would come early.
         parts.append(_blank_rows(blank))
