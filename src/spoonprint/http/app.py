@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi import Path as FastApiPath
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -22,8 +22,10 @@ from spoonprint.domain.job import NewJob
 from spoonprint.errors import JobNotFound
 from spoonprint.http.auth import require_admin, require_key
 from spoonprint.http.dashboard import dashboard_routes
+from spoonprint.http.depends import require_json, services_of
 from spoonprint.http.errors import install_error_handlers
 from spoonprint.http.guard import GuardMiddleware
+from spoonprint.http.intake import add_print_route
 from spoonprint.http.limits import BodySizeLimitMiddleware
 from spoonprint.http.ops_routes import ops_routes
 from spoonprint.http.recovery import recovery_routes
@@ -47,23 +49,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def require_json(request: Request) -> None:
-    """415 for a request body that is not declared as JSON."""
-    has_body = request.headers.get("content-length", "0") != "0" or (
-        "transfer-encoding" in request.headers
-    )
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if has_body and not (media == "application/json" or media.endswith("+json")):
-        raise HTTPException(415, "send the order as JSON with Content-Type: application/json")
-
-
 def _when(timestamp: float | None) -> datetime | None:
     return datetime.fromtimestamp(timestamp, UTC) if timestamp is not None else None
-
-
-def services_of(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
 
 
 def create_app(services: Services) -> FastAPI:
@@ -138,38 +125,7 @@ def _public_routes() -> APIRouter:
 def _private_routes(app: FastAPI) -> APIRouter:
     router = APIRouter()
 
-    @router.post(
-        "/print",
-        status_code=202,
-        response_model=AcceptedOut,
-        dependencies=[Depends(require_json)],
-        tags=["jobs"],
-        responses={200: {"model": AcceptedOut, "description": "Already accepted earlier"}},
-    )
-    async def print_order(
-        order: PrintRequest,
-        request: Request,
-        response: Response,
-        idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=128),
-        identity: Identity = Depends(require_key),
-    ) -> AcceptedOut:
-        """Accept an order. It is on disk before this answers 202; the same ``order_id`` or
-        ``Idempotency-Key`` again answers 200 with the first job and prints nothing more."""
-        services = services_of(request)
-        printer = services.printer_name(order.printer)
-        new = NewJob(
-            printer,
-            order.payload(),
-            order.copies,
-            order.order_id,
-            idempotency_key,
-            submitted_by=identity.name,
-        )
-        job, created = await services.accept(new)
-        if not created:
-            response.status_code = 200
-        response.headers["Location"] = f"/jobs/{job.id}"
-        return AcceptedOut.of(job, duplicate=not created)
+    add_print_route(router)
 
     @router.post(
         "/preview",
