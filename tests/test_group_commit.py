@@ -320,6 +320,56 @@ def test_callers_on_several_loops_are_each_answered() -> None:
     assert len(seen) == 2 and seen[0] == [0] and sorted(seen[1]) == [1, 2, 3]
 
 
+def test_committed_callbacks_run_before_any_caller_of_the_batch_resumes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    release = threading.Event()
+    failing = {"poison"}
+
+    def commit(items: Sequence[str]) -> list[str | BaseException]:
+        release.wait(DEADLINE)
+        if failing & set(items):
+            raise OSError("disk full")
+        return [item.upper() for item in items]
+
+    group: GroupCommit[str, str] = GroupCommit(commit)
+    happened: list[str] = []
+
+    def committed(result: str) -> None:
+        happened.append(f"committed {result}")
+        if result == "C":
+            raise ValueError("a broken callback")
+
+    async def caller(item: str) -> None:
+        try:
+            result = await group.submit(item, committed)
+            happened.append(f"resumed {result}")
+        except OSError:
+            happened.append(f"refused {item}")
+
+    async def main() -> None:
+        first = asyncio.ensure_future(caller("a"))
+        await writer_busy(group)
+        rest = [asyncio.ensure_future(caller(item)) for item in "bcd"]
+        await writer_busy(group, queued=3)
+        release.set()
+        await asyncio.gather(first, *rest)
+        await caller("poison")
+
+    try:
+        asyncio.run(main())
+    finally:
+        group.close()
+    at = {event: n for n, event in enumerate(happened)}
+    assert at["committed A"] < at["resumed A"]
+    # The whole batch's callbacks first (a failing one included), in order, then its callers.
+    assert at["committed B"] < at["committed C"] < at["committed D"]
+    assert at["committed D"] < min(at["resumed B"], at["resumed C"], at["resumed D"])
+    # A batch that did not commit calls nothing back.
+    assert happened[-1] == "refused poison" and len(happened) == 9
+    assert "a committed-callback failed" in caplog.text
+
+
 # -- through the server --------------------------------------------------------------------------
 
 

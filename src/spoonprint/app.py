@@ -82,14 +82,18 @@ class Services:
 
     async def accept(self, new: NewJob) -> tuple[Job, bool]:
         """Commit an order (in the store's writer thread, together with the orders that
-        arrive meanwhile: one fsync for all), then wake its printer's worker. Returns the job
-        and whether it is new (False: a duplicate)."""
-        job, created = await self.store.enqueue_async(new)
+        arrive meanwhile: one fsync for all); its printer's worker is woken as soon as it is on
+        disk, and an idle one renders the ticket during the commit. Returns the job and
+        whether it is new (False: a duplicate)."""
+        self.printers[new.printer].expect(new)
+        return await self.store.enqueue_async(new, self._committed)
+
+    def _committed(self, outcome: tuple[Job, bool]) -> None:
+        job, created = outcome
         if created:
             self.printers[job.printer].wake()
             if self.webhooks is not None:
                 self.webhooks.wake()
-        return job, created
 
     def preview(self, printer: str, payload: dict[str, Any]) -> bytes:
         """PNG of the ticket ``payload`` would print on ``printer`` (CPU-bound: use a thread)."""

@@ -11,6 +11,10 @@ batch is being written (its fsync) make up the next one, so batches grow only wi
 item alone (its caller gets it raised). If ``commit`` raises, the batch did not commit: every
 caller of the batch gets that exception and none a result. Items are committed in submission
 order, and each caller is answered only after its batch's commit returned.
+
+A caller may pass ``committed``: called with its result on the caller's loop once the batch is
+on disk, before any caller of the batch resumes (a printer worker woken from there starts on
+the order while its HTTP answer is still being written).
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ R = TypeVar("R")
 _RECENT = 1000
 
 
+_Answer = tuple[asyncio.Future[R], R | BaseException, Callable[[R], None] | None]
+
+
 class GroupCommitClosed(RuntimeError):
     """Submitted after :meth:`GroupCommit.close`."""
 
@@ -43,6 +50,7 @@ class _Waiting(Generic[T, R]):
     item: T
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[R]
+    committed: Callable[[R], None] | None = None
 
 
 class GroupCommit(Generic[T, R]):
@@ -67,8 +75,9 @@ class GroupCommit(Generic[T, R]):
         #: Items of the batch being committed now (0 while the writer waits for work).
         self.in_flight = 0
 
-    async def submit(self, item: T) -> R:
-        """Commit ``item`` with whatever else is waiting; its result once that is on disk."""
+    async def submit(self, item: T, committed: Callable[[R], None] | None = None) -> R:
+        """Commit ``item`` with whatever else is waiting; its result once that is on disk
+        (``committed`` is called with it first, see the module's doc)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         with self._lock:  # so that nothing is queued behind close()'s end marker
@@ -77,7 +86,7 @@ class GroupCommit(Generic[T, R]):
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
-            self._queue.put(_Waiting(item, loop, future))
+            self._queue.put(_Waiting(item, loop, future, committed))
         # Cancelling the caller does not withdraw the item (it may be committing already),
         # as with a write handed to a thread pool.
         return await future
@@ -132,18 +141,24 @@ class GroupCommit(Generic[T, R]):
     @staticmethod
     def _answer(batch: list[_Waiting[T, R]], outcomes: Sequence[R | BaseException]) -> None:
         """One callback per event loop answers all of the batch's callers on that loop."""
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[R], R | BaseException]]]
-        by_loop = {}
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Answer[R]]] = {}
         for waiting, outcome in zip(batch, outcomes, strict=True):
-            by_loop.setdefault(waiting.loop, []).append((waiting.future, outcome))
+            answer = (waiting.future, outcome, waiting.committed)
+            by_loop.setdefault(waiting.loop, []).append(answer)
         for loop, answers in by_loop.items():
             # A loop closed meanwhile has nobody left waiting on it.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_resolve, answers)
 
 
-def _resolve(answers: list[tuple[asyncio.Future[R], R | BaseException]]) -> None:
-    for future, outcome in answers:
+def _resolve(answers: list[_Answer[R]]) -> None:
+    for _, outcome, committed in answers:
+        if committed is not None and not isinstance(outcome, BaseException):
+            try:
+                committed(outcome)
+            except Exception:  # the order is on disk all the same: its caller must hear so
+                log.exception("group commit: a committed-callback failed")
+    for future, outcome, _ in answers:
         if future.done():  # the caller was cancelled
             continue
         if isinstance(outcome, BaseException):

@@ -79,11 +79,15 @@ class SqliteJobStore:
             raise outcome
         return outcome
 
-    async def enqueue_async(self, new: NewJob) -> tuple[Job, bool]:
+    async def enqueue_async(
+        self, new: NewJob, committed: Callable[[tuple[Job, bool]], None] | None = None
+    ) -> tuple[Job, bool]:
         """:meth:`enqueue` for callers on an event loop: committed in one transaction (one
         fsync) with the other callers' jobs waiting meanwhile, by one writer thread; returns
-        once that transaction is on disk, as :meth:`enqueue` does."""
-        return await self._group.submit(new)
+        once that transaction is on disk, as :meth:`enqueue` does. ``committed`` is called
+        with the outcome on the loop as soon as it is on disk, before the batch's callers
+        resume (see :mod:`spoonprint.queue.group_commit`)."""
+        return await self._group.submit(new, committed)
 
     def enqueue_many(self, news: Sequence[NewJob]) -> list[tuple[Job, bool] | Exception]:
         """Commit new jobs in one transaction, in order; per job, what :meth:`enqueue` would
