@@ -243,3 +243,34 @@ def test_key_is_never_stored_in_plain_text(tmp_path: Path, server: Server) -> No
     for path in server.data_dir.rglob("*"):
         if path.is_file():
             assert server.key.encode() not in path.read_bytes(), path
+
+
+def test_print_checks_key_then_media_type_then_header_and_body(
+    server: Server, client: httpx.Client
+) -> None:
+    anonymous = server.client(key=None)
+    answer = anonymous.post("/print", content=b"text", headers={"Content-Type": "text/plain"})
+    assert answer.status_code == 401 and answer.headers["www-authenticate"].startswith("Basic")
+    answer = client.post("/print", content=b"{", headers={"Content-Type": "text/plain"})
+    assert answer.status_code == 415
+    long_key = {**JSON, "Idempotency-Key": "k" * 129}
+    answer = client.post("/print", content=b'{"copies": 0}', headers=long_key)
+    assert answer.status_code == 422
+    fields = {p["field"] for p in answer.json()["detail"]}
+    assert {"header.Idempotency-Key", "copies"} <= fields, fields
+    answer = client.post("/print", content=b"", headers=JSON)
+    assert answer.status_code == 422 and answer.json()["error"] == "invalid request"
+    # The key as the password of HTTP Basic auth; a garbled Basic header is a 401.
+    answer = anonymous.post("/print", json={"text": "basic"}, auth=("shop", server.key))
+    assert answer.status_code == 202, answer.text
+    garbled = {"Authorization": "Basic !!!"}
+    assert anonymous.post("/print", json={"text": "x"}, headers=garbled).status_code == 401
+
+
+def test_print_is_documented_like_every_route(client: httpx.Client) -> None:
+    operation = client.get("/openapi.json").json()["paths"]["/print"]["post"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/PrintRequest"}
+    assert [p["name"] for p in operation["parameters"]] == ["Idempotency-Key"]
+    assert {"202", "200", "401", "422"} <= set(operation["responses"])
+    assert operation["security"]
