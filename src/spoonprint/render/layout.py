@@ -37,6 +37,7 @@ class FeedLine:
 Laid = Line | QRLine | FeedLine
 
 _TOKENS = re.compile(r"\s+|[^\s]")
+_ASCII_TOKENS = re.compile(r"\s+|\S+")
 
 
 @lru_cache(maxsize=4096)
@@ -47,7 +48,9 @@ def char_width(char: str) -> int:
 
 
 def display_width(text: str) -> int:
-    return sum(char_width(c) for c in text)
+    if text.isascii():  # one cell each (no ASCII character is wide or combining): most text
+        return len(text)
+    return sum(map(char_width, text))
 
 
 def layout(document: Document, columns: int) -> list[Laid]:
@@ -135,6 +138,9 @@ def wrap(text: str, width: int) -> list[str]:
 
 def _tokens(text: str) -> Iterator[str]:
     """Spaces, Latin words (kept whole), and wide characters one by one."""
+    if text.isascii():  # no wide characters: runs of spaces and words, found in one call
+        yield from _ASCII_TOKENS.findall(text)
+        return
     word = ""
     for match in _TOKENS.finditer(text):
         char = match.group()
@@ -177,7 +183,9 @@ def encode_for_printer_font(line: Line, profile: PrinterProfile) -> bytes | None
     """The line in the printer font's encoding, or None when it must be drawn as a raster band
     instead (the encoding cannot hold a character, or Chinese is set to print as raster)."""
     # Control characters in order text must never reach the printer as commands.
-    text = "".join(ch if ch.isprintable() else " " for ch in line.text)
+    text = line.text
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else " " for ch in text)
     if text.isascii():
         return text.encode("ascii")
     if profile.chinese is Chinese.RASTER:
