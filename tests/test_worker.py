@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable
-from typing import Any
 
 from spoonprint.delivery.breaker import BreakerState, CircuitBreaker
 from spoonprint.delivery.retry import RetryPolicy
 from spoonprint.delivery.worker import REPRINT_BANNER, Failover, PrinterWorker
-from spoonprint.domain.job import Job, JobState, NewJob
+from spoonprint.domain.job import JobState, NewJob
 from spoonprint.domain.profile import PrinterProfile, Protocol
 from spoonprint.errors import PrinterDisconnected, PrinterOffline
 from spoonprint.queue.sqlite import SqliteJobStore
@@ -243,68 +241,5 @@ def test_heartbeat_keeps_the_lease_while_a_slow_ticket_prints() -> None:
             await asyncio.sleep(0.25)  # well past one lease: only heartbeats keep it
             assert h.store.recover_interrupted(expired_only=True) == []
             await h.until_state(job_id, JobState.PRINTED)
-
-    asyncio.run(scenario())
-
-
-async def until_idle(worker: PrinterWorker) -> None:
-    async with asyncio.timeout(5):
-        while not worker.idle:
-            await asyncio.sleep(0)
-
-
-def count_renders_holding_claims(h: Harness) -> list[int]:
-    """Counts the worker's renderings (one entry each); every claim waits until a rendering has
-    begun, so that only rendering ahead of the claim gets a job printed."""
-    renderer, claim_next = h.worker.renderer, h.store.claim_next
-    rendering = threading.Event()
-    renders: list[int] = []
-
-    def render(*args: Any) -> bytes:
-        renders.append(1)
-        rendering.set()
-        return renderer(*args)
-
-    def claim_once_rendering(*args: Any, **kwargs: Any) -> Job | None:
-        assert rendering.wait(5), "the ticket was not rendered during the claim"
-        return claim_next(*args, **kwargs)
-
-    h.worker.renderer = render
-    h.store.claim_next = claim_once_rendering  # type: ignore[method-assign]
-    return renders
-
-
-def test_an_idle_worker_renders_an_order_ahead_of_claiming_it() -> None:
-    async def scenario() -> None:
-        async with Harness() as h:
-            await until_idle(h.worker)
-            renders = count_renders_holding_claims(h)
-            order = NewJob("kitchen", {"text": "straight out"})
-            h.worker.expect(order)
-            job, _ = h.store.enqueue(order)
-            h.worker.wake()
-            await h.until_state(job.id, JobState.PRINTED)
-            assert renders == [1]
-            assert b"straight out" in h.transport.sent[0]
-
-    asyncio.run(scenario())
-
-
-def test_an_early_rendering_of_the_wrong_job_is_dropped() -> None:
-    async def scenario() -> None:
-        async with Harness() as h:
-            await until_idle(h.worker)
-            renders = count_renders_holding_claims(h)
-            h.store.enqueue(NewJob("kitchen", {"text": "older order"}))
-            order = NewJob("kitchen", {"text": "newer order"})
-            h.worker.expect(order)  # the newer is rendered ahead, but the older comes first
-            newer, _ = h.store.enqueue(order)
-            h.worker.wake()
-            await h.until_state(newer.id, JobState.PRINTED)
-            sent = h.transport.sent
-            assert len(sent) == 2
-            assert [b"older order" in sent[0], b"newer order" in sent[1]] == [True, True]
-            assert b"newer order" not in sent[0]
-            assert len(renders) == 3  # the early rendering went unused
 
     asyncio.run(scenario())

@@ -83,9 +83,8 @@ class Services:
     async def accept(self, new: NewJob) -> tuple[Job, bool]:
         """Commit an order (in the store's writer thread, together with the orders that
         arrive meanwhile: one fsync for all); its printer's worker is woken as soon as it is on
-        disk, and an idle one renders the ticket during the commit. Returns the job and
-        whether it is new (False: a duplicate)."""
-        self.printers[new.printer].expect(new)
+        disk, before this caller (and the batch's others) resumes to write its answer.
+        Returns the job and whether it is new (False: a duplicate)."""
         return await self.store.enqueue_async(new, self._committed)
 
     def _committed(self, outcome: tuple[Job, bool]) -> None:

@@ -2,13 +2,11 @@
 
 It sleeps until woken by an enqueue (no polling), leases the oldest queued job (renewing the
 lease while it prints), renders it, asks the printer whether it can print, sends the ticket and
-asks again to confirm it. An idle worker renders a new order's ticket while the order is being
-committed (:meth:`PrinterWorker.expect`), so that only the claim is left when it is woken.
-A job that did not finish goes back to the queue and keeps its place; the worker waits out a
-backoff before trying the same job again, so a later order never overtakes an earlier one. A
-circuit breaker stops ticket attempts at a printer that keeps failing and probes it with status
-requests instead; after ``failover_after`` seconds down, the printer's waiting jobs move to its
-backup.
+asks again to confirm it. A job that did not finish goes back to the queue and keeps its place;
+the worker waits out a backoff before trying the same job again, so a later order never
+overtakes an earlier one. A circuit breaker stops ticket attempts at a printer that keeps
+failing and probes it with status requests instead; after ``failover_after`` seconds down, the
+printer's waiting jobs move to its backup.
 """
 
 from __future__ import annotations
@@ -18,14 +16,13 @@ import contextlib
 import logging
 import time
 from asyncio import FIRST_COMPLETED
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from spoonprint.delivery.breaker import BreakerState, CircuitBreaker
 from spoonprint.delivery.retry import RetryPolicy
 from spoonprint.domain.document import Document, with_banner
-from spoonprint.domain.job import Job, NewJob
+from spoonprint.domain.job import Job
 from spoonprint.domain.profile import PrinterProfile
 from spoonprint.domain.status import PrinterStatus, StatusDialect, status_dialect
 from spoonprint.domain.ticket import document_for
@@ -58,20 +55,6 @@ def plain_problem(exc: PrinterError) -> str:
     if isinstance(exc, PrinterDisconnected):
         return "connection to the printer dropped"
     return "printer error"
-
-
-@dataclass(frozen=True)
-class _TicketInputs:
-    """What a job's ticket is rendered from, besides the printer's profile."""
-
-    payload: dict[str, Any]
-    copies: int
-    maybe_printed: bool
-    moved: bool
-
-    @classmethod
-    def of(cls, job: Job) -> _TicketInputs:
-        return cls(job.payload, job.copies, job.maybe_printed, job.moved_to_backup)
 
 
 def _query(dialect: StatusDialect) -> StatusQuery:
@@ -125,23 +108,9 @@ class PrinterWorker:
     _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _resume: asyncio.Event = field(default_factory=asyncio.Event, init=False)
-    #: True while the worker waits with nothing to print.
-    _idle: bool = field(default=False, init=False)
-    #: A ticket rendered ahead (see :meth:`expect`), with what it was rendered from.
-    _early: tuple[_TicketInputs, asyncio.Future[bytes]] | None = field(default=None, init=False)
 
     def wake(self) -> None:
         self._wake.set()
-
-    def expect(self, new: NewJob) -> None:
-        """An order for this printer is being committed. An idle worker renders its ticket
-        meanwhile (in a thread): the job it claims next is that order, most likely, and if it
-        is not, the rendering is dropped unused."""
-        if not self._idle or self._early is not None or new.maybe_printed:
-            return
-        inputs = _TicketInputs(new.payload, new.copies, maybe_printed=False, moved=False)
-        rendering = asyncio.to_thread(self._render_order, new.payload, new.copies)
-        self._early = inputs, asyncio.ensure_future(rendering)
 
     def resume(self) -> None:
         """The printer is known to work again (the monitor healed it): close the breaker and
@@ -149,11 +118,6 @@ class PrinterWorker:
         self.breaker.record_success()
         self._resume.set()
         self._wake.set()
-
-    @property
-    def idle(self) -> bool:
-        """Waiting with nothing to print."""
-        return self._idle
 
     @property
     def busy(self) -> bool:
@@ -190,15 +154,10 @@ class PrinterWorker:
         job = await asyncio.to_thread(
             self.store.claim_next, self.name, self.owner, self.lease_seconds
         )
-        early = self._take_early(job)
         if job is None:
-            self._idle = True
-            try:
-                await self._wake.wait()
-            finally:
-                self._idle = False
+            await self._wake.wait()
             return
-        error = await self._attempt(job, early)
+        error = await self._attempt(job)
         await self._notify()
         if error is not None:
             if self.on_trouble is not None:
@@ -209,32 +168,13 @@ class PrinterWorker:
 
     # -- one ticket -----------------------------------------------------------------------
 
-    async def _render(self, document: Document, copies: int) -> bytes:
-        # Raster tickets take milliseconds of CPU: keep the event loop free meanwhile.
-        return await asyncio.to_thread(self.renderer, document, self.profile, copies)
-
-    def _render_order(self, payload: dict[str, Any], copies: int) -> bytes:
-        return self.renderer(document_for(payload, self.profile.style), self.profile, copies)
-
-    def _take_early(self, job: Job | None) -> asyncio.Future[bytes] | None:
-        """The ticket rendered ahead, if it is ``job``'s; otherwise it is dropped."""
-        early, self._early = self._early, None
-        if early is None:
-            return None
-        inputs, rendering = early
-        if job is not None and inputs == _TicketInputs.of(job):
-            return rendering
-        rendering.cancel()  # its thread runs to its end; the outcome is discarded
-        rendering.add_done_callback(lambda done: done.cancelled() or done.exception())
-        return None
-
-    async def _attempt(
-        self, job: Job, rendered: Awaitable[bytes] | None = None
-    ) -> PrinterError | None:
-        """One delivery attempt; the printer error when it did not get through. ``rendered``:
-        the ticket's bytes, when they were rendered ahead."""
+    async def _attempt(self, job: Job) -> PrinterError | None:
+        """One delivery attempt; the printer error when it did not get through."""
         try:
-            data = await (rendered or self._render(self.document(job), job.copies))
+            # Raster tickets take milliseconds of CPU: keep the event loop free meanwhile.
+            data = await asyncio.to_thread(
+                self.renderer, self.document(job), self.profile, job.copies
+            )
         except Exception as exc:  # a job that cannot render will never print: fail it, visibly
             log.exception("printer %s: job %d cannot be rendered", self.name, job.id)
             await self._finish(self.store.mark_failed, job.id, f"cannot render: {exc}")

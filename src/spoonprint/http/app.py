@@ -71,6 +71,9 @@ def create_app(services: Services) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
         responses=_ERRORS,
+        # spoonprint's own metrics are at /metrics; without this FastAPI asks OpenTelemetry
+        # on every request whether it has been set up.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.services = services
     install_error_handlers(app)
