@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -18,6 +19,9 @@ def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(value, strict=False) for value in values)
 
 
+# Every request asks this of its peer (and the guard asks again): the same few addresses, so
+# parse each once. Bounded, so that a scan from many addresses cannot grow it.
+@lru_cache(maxsize=4096)
 def parse_address(value: str) -> Address | None:
     try:
         return ipaddress.ip_address(value.strip().split("%")[0])
