@@ -24,6 +24,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
+from spoonprint.cli.serve import CONFIG, ServeOption
 from spoonprint.config import DEFAULT_CONFIG, Settings, load_settings
 from spoonprint.errors import ConfigError
 
@@ -39,9 +40,14 @@ PRINTER_PROBLEM = 7
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
-ConfigOption = Annotated[
-    Path, typer.Option("--config", "-c", help="Config file.", envvar="SPOONPRINT_CONFIG")
-]
+
+def typer_option(option: ServeOption) -> Any:
+    """The typer declaration of an option that ``spoonprint serve`` also reads without typer
+    (:mod:`spoonprint.cli.serve`): one description for both."""
+    return typer.Option(*option.flags, help=option.help, envvar=option.envvar)
+
+
+ConfigOption = Annotated[Path, typer_option(CONFIG)]
 UrlOption = Annotated[
     str | None,
     typer.Option(
@@ -78,9 +84,10 @@ def fail(message: str, code: int = FAILED) -> NoReturn:
     raise typer.Exit(code)
 
 
-def settings_from(config: Path) -> Settings:
+def settings_from(config: Path, *, required: bool = False) -> Settings:
+    """The settings, or exit 2 saying why the config file does not load."""
     try:
-        return load_settings(config)
+        return load_settings(config, required=required)
     except ConfigError as exc:
         fail(str(exc), USAGE)
 

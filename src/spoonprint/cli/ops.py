@@ -1,5 +1,5 @@
 """Commands for running spoonprint unattended: ``ddns update``, ``service install|uninstall``
-and ``cleanup``. Registered in :mod:`spoonprint.cli.main`."""
+and ``cleanup``. Registered in :mod:`spoonprint.cli.app`."""
 
 from __future__ import annotations
 
@@ -12,16 +12,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from spoonprint.config import DEFAULT_CONFIG, Settings, load_settings
+from spoonprint.cli.common import ConfigOption, settings_from
+from spoonprint.config import DEFAULT_CONFIG, Settings
 from spoonprint.errors import ConfigError
 from spoonprint.service import DEFAULT_NAME, ServiceError
 
 console = Console()
 err = Console(stderr=True)
 
-ConfigOption = Annotated[
-    Path, typer.Option("--config", "-c", help="Config file.", envvar="SPOONPRINT_CONFIG")
-]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 ddns_app = typer.Typer(
@@ -32,14 +30,6 @@ service_app = typer.Typer(
     help="Start spoonprint with the computer (systemd on Linux, a Windows service).",
     no_args_is_help=True,
 )
-
-
-def _settings(config: Path, *, required: bool = False) -> Settings:
-    try:
-        return load_settings(config, required=required)
-    except ConfigError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
 
 
 # -- ddns -------------------------------------------------------------------------------
@@ -56,7 +46,7 @@ def ddns_update(
     """Update the dynamic DNS name once, now, and say how it went."""
     from spoonprint.ddns import client_for
 
-    settings = _settings(config)
+    settings = settings_from(config)
     try:
         client = client_for(settings)
     except ConfigError as exc:
@@ -98,7 +88,7 @@ def service_install(
     no_start: Annotated[bool, typer.Option("--no-start", help="Only install it.")] = False,
 ) -> None:
     """Make spoonprint start with the computer and restart after a crash."""
-    settings = _settings(config, required=True)
+    settings = settings_from(config, required=True)
     config = config.absolute()
     try:
         if sys.platform == "win32":
@@ -195,7 +185,7 @@ def cleanup(
     from spoonprint.errors import StoreError
     from spoonprint.housekeeping import run_cleanup
 
-    settings = _settings(config)
+    settings = settings_from(config)
     try:
         report = run_cleanup(
             settings, keep_days=keep_days, do_vacuum=not no_vacuum, dry_run=dry_run

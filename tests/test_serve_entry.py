@@ -1,0 +1,109 @@
+"""``spoonprint serve`` starts without the command-line framework, and reads its options exactly
+as the typer command declares them."""
+
+from __future__ import annotations
+
+import re
+import signal
+from pathlib import Path
+
+import pytest
+import typer.main
+
+from spoonprint.cli import serve
+from spoonprint.cli.app import app
+
+from .conftest import ServerFactory
+from .conftest import run_spoonprint as spoonprint
+
+#: Modules only the other commands need: a server that imported one paid for it at start-up.
+CLI_ONLY = ("typer", "rich", "httpx", "spoonprint.cli.app", "spoonprint.cli.commands")
+IMPORTED = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)$", re.MULTILINE)
+
+#: Command lines for ``spoonprint serve``: well formed, unusual and wrong.
+ARGVS = [
+    [],
+    ["--config", "a.toml"],
+    ["--config=a.toml"],
+    ["-c", "a.toml"],
+    ["-ca.toml"],
+    ["-c=a.toml"],
+    ["--host", "0.0.0.0", "--port", "9000"],
+    ["--port=9000", "--port", "9001"],
+    ["--port", "08080"],
+    ["--port", "8080.0"],
+    ["--port", "x"],
+    ["--port", "-1"],
+    ["--port"],
+    ["--host", "--port", "9000"],
+    ["--config="],
+    ["--help"],
+    ["--bogus"],
+    ["extra"],
+    ["--", "--port", "1"],
+]
+
+
+def typer_reading(args: list[str]) -> serve.ServeArgs | None:
+    """The options typer's ``serve`` command makes of ``args``; None when it refuses them."""
+    command = typer.main.get_command(app).commands["serve"]  # type: ignore[attr-defined]
+    try:
+        with command.make_context("serve", list(args), resilient_parsing=False) as context:
+            return serve.ServeArgs(**context.params)
+    except (Exception, SystemExit):
+        return None
+
+
+def test_a_running_server_never_imported_the_command_line_framework(
+    make_server: ServerFactory,
+) -> None:
+    server = make_server([], PYTHONPROFILEIMPORTTIME="1")
+    # uvicorn re-raises SIGTERM after its graceful shutdown, so the exit code is -SIGTERM.
+    assert server.stop() in (0, -signal.SIGTERM)
+    imported = set(IMPORTED.findall(server.log.read_text(errors="replace")))
+    assert "spoonprint.server" in imported  # the log does list the server's imports
+    assert sorted(m for m in imported if m.split(".")[0] in CLI_ONLY or m in CLI_ONLY) == []
+
+
+@pytest.mark.parametrize("args", ARGVS, ids=" ".join)
+def test_the_lean_reading_agrees_with_typer_or_leaves_it_to_typer(args: list[str]) -> None:
+    lean = serve.parse_args(args, {})
+    if lean is not None:
+        assert lean == typer_reading(args)
+
+
+def test_well_formed_options_are_read_without_typer() -> None:
+    assert serve.parse_args(["--host", "0.0.0.0", "--port=9000", "-c", "x.toml"], {}) == (
+        serve.ServeArgs(Path("x.toml"), "0.0.0.0", 9000)
+    )
+    assert serve.parse_args([], {"SPOONPRINT_CONFIG": "env.toml"}) == serve.ServeArgs(
+        Path("env.toml")
+    )
+    assert serve.parse_args(["-c", "cli.toml"], {"SPOONPRINT_CONFIG": "env.toml"}) == (
+        serve.ServeArgs(Path("cli.toml"))
+    )
+    assert serve.parse_args([], {"SPOONPRINT_CONFIG": ""}) == serve.ServeArgs()
+    for unusual in (["--help"], ["-ca.toml"], ["--port", "8080.0"], ["--host"]):
+        assert serve.parse_args(unusual, {}) is None
+    assert serve.parse_args([], {"_SPOONPRINT_COMPLETE": "bash_source"}) is None
+
+
+def test_typer_declares_serve_options_from_the_one_description() -> None:
+    command = typer.main.get_command(app).commands["serve"]  # type: ignore[attr-defined]
+    declared = {p.name: (tuple(p.opts), p.help, p.envvar) for p in command.params}
+    assert declared == {o.name: (o.flags, o.help, o.envvar) for o in serve.OPTIONS}
+
+
+def test_help_and_mistakes_are_typers(tmp_path: Path) -> None:
+    shown = spoonprint(tmp_path, "serve", "--help")
+    assert shown.returncode == 0 and "Run the print server" in shown.stdout
+    assert "SPOONPRINT_CONFIG" in shown.stdout
+    wrong = spoonprint(tmp_path, "serve", "--port", "eighty")
+    assert wrong.returncode == 2 and "--port" in wrong.stderr
+
+
+def test_an_unusual_spelling_serves_through_typer_with_the_same_exit_code(tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text("[server]\nport = 0\n", encoding="utf-8")
+    for args in (["-cbad.toml"], ["-c", "bad.toml"]):
+        result = spoonprint(tmp_path, "serve", *args)
+        assert result.returncode == 2 and "server.port" in result.stderr, args
