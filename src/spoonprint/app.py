@@ -16,7 +16,6 @@ from pydantic import ValidationError
 from spoonprint import __version__
 from spoonprint.config import PrinterConfig, RecoverySettings, Settings
 from spoonprint.db import DB_FILENAME, connect
-from spoonprint.ddns import run_ddns
 from spoonprint.delivery.breaker import CircuitBreaker
 from spoonprint.delivery.retry import RetryPolicy
 from spoonprint.delivery.webhooks import WebhookDispatcher, WebhookOutbox
@@ -123,9 +122,13 @@ class Services:
         self._tasks.append(asyncio.create_task(self._sweep_leases(), name="lease-sweeper"))
         if self.webhooks is not None:
             self._tasks.append(asyncio.create_task(self.webhooks.run(), name="webhooks"))
-        self._tasks.append(
-            asyncio.create_task(run_ddns(self.settings, self._ops_stop), name="ddns")
-        )
+        if self.settings.ddns.enabled:
+            # Imported only here: most shops have no dynamic DNS, and start-up pays for imports.
+            from spoonprint.ddns import run_ddns
+
+            self._tasks.append(
+                asyncio.create_task(run_ddns(self.settings, self._ops_stop), name="ddns")
+            )
         self._tasks.append(
             asyncio.create_task(
                 run_daily_housekeeping(self.settings, self._ops_stop), name="housekeeping"

@@ -16,14 +16,15 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from limits import RateLimitItemPerMinute
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from typing import TYPE_CHECKING
 
 from spoonprint.db import transaction
 from spoonprint.security.clients import Network, parse_address, within
 from spoonprint.security.events import SecurityLog
+
+if TYPE_CHECKING:
+    from limits import RateLimitItem
+    from limits.strategies import MovingWindowRateLimiter
 
 log = logging.getLogger("spoonprint.security")
 
@@ -97,8 +98,7 @@ class Guard:
         self._lock = threading.Lock()
         # Blocked addresses cached in memory so a blocked client costs one dict lookup.
         self._blocked = {b.ip: b.until for b in blocks.active(clock())}
-        self._limit = RateLimitItemPerMinute(max(policy.rate_limit_per_minute, 1))
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._rate_limit: tuple[RateLimitItem, MovingWindowRateLimiter] | None = None
 
     def allowlisted(self, ip: str) -> bool:
         return within(parse_address(ip), self.policy.allowed_networks)
@@ -119,10 +119,27 @@ class Guard:
 
     def retry_after(self, ip: str) -> int | None:
         """None when the request may go; else seconds until it may (rate limited)."""
-        if self.allowlisted(ip) or self._limiter.hit(self._limit, ip):
+        if self.allowlisted(ip):
             return None
-        reset, _ = self._limiter.get_window_stats(self._limit, ip)
+        limit, limiter = self._limiter()
+        if limiter.hit(limit, ip):
+            return None
+        reset, _ = limiter.get_window_stats(limit, ip)
         return max(int(reset - time.time()) + 1, 1)
+
+    def _limiter(self) -> tuple[RateLimitItem, MovingWindowRateLimiter]:
+        """The rate limit and its limiter, made for the first client outside the allowed
+        networks: a shop whose clients are all its own never loads ``limits`` (some 40 ms of
+        start-up) nor runs its storage's expiry timer thread."""
+        with self._lock:
+            if self._rate_limit is None:
+                from limits import RateLimitItemPerMinute
+                from limits.storage import MemoryStorage
+                from limits.strategies import MovingWindowRateLimiter
+
+                limit = RateLimitItemPerMinute(max(self.policy.rate_limit_per_minute, 1))
+                self._rate_limit = limit, MovingWindowRateLimiter(MemoryStorage())
+            return self._rate_limit
 
     def strike(self, ip: str, method: str, path: str, reason: str) -> None:
         self.events.record(ip, method, path, "strike", reason)
