@@ -283,3 +283,15 @@ def test_https_with_a_self_signed_certificate(
     with pytest.raises(httpx.RemoteProtocolError):
         httpx.get(f"http://127.0.0.1:{server.port}/status")
     assert oct(key.stat().st_mode & 0o777) == "0o600"
+
+
+def test_forwarded_for_from_loopback_is_not_believed_without_trusted_proxies(
+    make_server: ServerFactory,
+) -> None:
+    # The HTTP server's own proxy-header handling (which trusts 127.0.0.1 by default) is off:
+    # only `trusted_proxies` decides whose X-Forwarded-For counts, loopback included.
+    server = make_server([])
+    local = server.client(key=None)
+    local.get("/wp-login.php", headers={"X-Forwarded-For": "203.0.113.7"})
+    strikes = [e for e in security_events(server) if e["event"] == "strike"]
+    assert [e["ip"] for e in strikes] == ["127.0.0.1"]

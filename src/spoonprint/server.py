@@ -38,6 +38,9 @@ def serve(settings: Settings) -> None:
         h11_max_incomplete_event_size=16 * 1024,
         limit_concurrency=200,
         server_header=False,
+        # X-Forwarded-For is the guard's business, believed only from `trusted_proxies`;
+        # uvicorn's own handling would believe it from 127.0.0.1 whatever the config says.
+        proxy_headers=False,
         date_header=False,
         ssl_certfile=str(security.tls_cert) if security.tls_cert else None,
         ssl_keyfile=str(security.tls_key) if security.tls_key else None,
