@@ -18,7 +18,6 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
-import segno
 from PIL import Image, ImageDraw
 
 from spoonprint.render.bitimage import Bitmap
@@ -157,6 +156,8 @@ def _glyph(typeface: Typeface, char: str, scale: int, bold: bool) -> Image.Image
 def _qr(data: str, width: int) -> Image.Image:
     """A QR code (error correction M) centred in a white band with a quiet zone, packed: one
     "L" pixel per printer byte."""
+    import segno  # here: start-up does not pay for it (13 ms, 1.2 MB) until a QR code prints
+
     matrix = segno.make_qr(data, error="m", boost_error=False).matrix
     size = len(matrix)
     module = max(min(QR_MODULE, width // (size + 2 * QUIET_MODULES)), 1)
