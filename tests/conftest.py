@@ -201,5 +201,7 @@ def make_server(tmp_path: Path) -> Iterator[ServerFactory]:
 
 
 @pytest.fixture
-def server(make_server: ServerFactory, printer: VirtualPrinterThread) -> Server:
+def server(printer: VirtualPrinterThread, make_server: ServerFactory) -> Server:
+    # The printer first, so that it is stopped after the server, not while the server may be
+    # connecting to it.
     return make_server([{"name": "kitchen", "uri": f"tcp://127.0.0.1:{printer.port}"}])

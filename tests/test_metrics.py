@@ -112,8 +112,10 @@ def test_jobs_queue_and_latency_follow_what_printed(
 
 
 def test_printer_faults_recoveries_and_blocks(
-    make_server: ServerFactory, printer: VirtualPrinterThread
+    printer: VirtualPrinterThread, make_server: ServerFactory
 ) -> None:
+    # The printer first: its fixture is then torn down after the server's (whose monitor
+    # probes it every second here), not while the server may be connecting to it.
     with VirtualPrinterThread(mode=PrinterMode.OFFLINE) as patio:
         server = make_server(
             [

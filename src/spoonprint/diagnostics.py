@@ -21,6 +21,7 @@ check and test page, so the verdict can say which mode works.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import time
 from collections.abc import Awaitable, Callable
@@ -337,8 +338,9 @@ class Diagnose:
                       ADVICE[Fault.UNREACHABLE]))  # fmt: skip
             return False
         took = time.perf_counter() - started
-        writer.close()
         writer.transport.abort()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
         add(Check("reachable", Outcome.OK, f"{uri.target} accepts connections", seconds=took))
         return True
 

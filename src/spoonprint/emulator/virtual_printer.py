@@ -1009,7 +1009,12 @@ class VirtualPrinterThread:
             raise
 
     def _run(self) -> None:
-        asyncio.run(self._serve())
+        with asyncio.Runner() as runner:
+            runner.run(self._serve())
+            # A connection dropped as the printer stopped closes its socket a loop turn or two
+            # later: give it those turns here, or the closing loop leaves it open (and Python
+            # warns of an unclosed transport when it is collected).
+            runner.run(_turns(5))
 
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -1025,3 +1030,8 @@ class VirtualPrinterThread:
             await self._stop_requested.wait()
         finally:
             await self.printer.stop()
+
+
+async def _turns(count: int) -> None:
+    for _ in range(count):
+        await asyncio.sleep(0)
