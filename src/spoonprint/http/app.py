@@ -25,7 +25,7 @@ from spoonprint.http.dashboard import dashboard_routes
 from spoonprint.http.depends import require_json, services_of
 from spoonprint.http.errors import install_error_handlers
 from spoonprint.http.guard import GuardMiddleware
-from spoonprint.http.intake import add_print_route
+from spoonprint.http.intake import IntakeMiddleware, add_print_route
 from spoonprint.http.limits import BodySizeLimitMiddleware
 from spoonprint.http.ops_routes import ops_routes
 from spoonprint.http.recovery import recovery_routes
@@ -77,6 +77,8 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
+    # Innermost of spoonprint's middleware: orders are answered after the guard and the limit.
+    app.add_middleware(IntakeMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=services.settings.server.max_body_bytes)
     app.include_router(_public_routes())
     app.include_router(_private_routes(app), dependencies=[Depends(require_key)])

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from spoonprint.errors import (
@@ -42,6 +42,18 @@ def error_response(
     status: int, error: str, detail: Any = None, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+async def answer_error(request: Request, exc: Exception) -> Response:
+    """The app's answer to ``exc``: its handler for the nearest class of ``exc``, as Starlette's
+    exception middleware finds it for a route (for a request answered before the router)."""
+    handlers = request.app.exception_handlers
+    for kind in type(exc).__mro__:
+        handler = handlers.get(kind)
+        if handler is not None:
+            answer: Response = await handler(request, exc)
+            return answer
+    raise exc
 
 
 def install_error_handlers(app: FastAPI) -> None:

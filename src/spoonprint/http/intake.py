@@ -1,5 +1,5 @@
 """``POST /print``: the route every order takes, served without FastAPI's generic argument
-solving.
+solving, and answered by :class:`IntakeMiddleware` before the router.
 
 FastAPI documents the route from the endpoint's signature like any other (body model, headers,
 key, answers). At run time, though, its per-request dependency solving and response-model
@@ -19,10 +19,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import StringConstraints, TypeAdapter, ValidationError
 from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spoonprint.domain.job import NewJob
 from spoonprint.http.auth import api_key_header, basic_auth, require_key
 from spoonprint.http.depends import require_json, services_of
+from spoonprint.http.errors import answer_error
 from spoonprint.http.schemas import AcceptedOut, PrintRequest
 from spoonprint.security.keys import Identity
 
@@ -61,30 +63,57 @@ async def print_order(
     return AcceptedOut.of(job, duplicate=not created)
 
 
+async def serve_print(request: Request, status_code: int = 202) -> Response:
+    """``POST /print``: FastAPI's checks, in its order, then :func:`print_order`."""
+    identity = await require_key(request, await api_key_header(request), await basic_auth(request))
+    await require_json(request)
+    order, idempotency_key = read_order(request.headers, await request.body())
+    # As FastAPI does: the endpoint may set the status and headers on this one.
+    sub = Response()
+    del sub.headers["content-length"]
+    sub.status_code = None  # type: ignore[assignment]
+    accepted = await print_order(order, request, sub, identity, idempotency_key)
+    answer = Response(
+        accepted.model_dump_json(),
+        status_code=sub.status_code or status_code,
+        media_type="application/json",
+    )
+    answer.headers.raw.extend(sub.headers.raw)
+    return answer
+
+
 class PrintRoute(APIRoute):
-    """The APIRoute of :func:`print_order`: documented by FastAPI, served by :meth:`serve`."""
+    """The APIRoute of :func:`print_order`: documented by FastAPI, served by
+    :func:`serve_print` (when a request gets this far: see :class:`IntakeMiddleware`)."""
 
     def get_route_handler(self) -> Handler:
-        return self.serve
+        status_code = self.status_code or 200
 
-    async def serve(self, request: Request) -> Response:
-        identity = await require_key(
-            request, await api_key_header(request), await basic_auth(request)
-        )
-        await require_json(request)
-        order, idempotency_key = read_order(request.headers, await request.body())
-        # As FastAPI does: the endpoint may set the status and headers on this one.
-        sub = Response()
-        del sub.headers["content-length"]
-        sub.status_code = None  # type: ignore[assignment]
-        accepted = await print_order(order, request, sub, identity, idempotency_key)
-        answer = Response(
-            accepted.model_dump_json(),
-            status_code=sub.status_code or self.status_code or 200,
-            media_type="application/json",
-        )
-        answer.headers.raw.extend(sub.headers.raw)
-        return answer
+        async def handle(request: Request) -> Response:
+            return await serve_print(request, status_code)
+
+        return handle
+
+
+class IntakeMiddleware:
+    """Answers ``POST /print`` itself, inside the guard and the body-size limit but before
+    Starlette's exception middleware, FastAPI's exit stack and the router, whose layers were
+    about a fifth of the event loop's work for an order (py-spy, ``python -m bench --profile DIR
+    acceptance``). Errors get the app's own exception handlers' answers, as from the route."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/print" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            response = await serve_print(request)
+        except Exception as exc:
+            response = await answer_error(request, exc)
+        await response(scope, receive, send)
 
 
 def read_order(headers: Headers, body: bytes) -> tuple[PrintRequest, str | None]:
