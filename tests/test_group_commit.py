@@ -370,39 +370,6 @@ def test_committed_callbacks_run_before_any_caller_of_the_batch_resumes(
     assert "a committed-callback failed" in caplog.text
 
 
-def test_after_runs_in_the_writer_once_a_committed_batch_is_answered(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    seen: list[tuple[str, list[str]]] = []
-
-    def commit(items: Sequence[str]) -> list[str | BaseException]:
-        if "poison" in items:
-            raise OSError("disk full")
-        return [item.upper() for item in items]
-
-    def after(outcomes: Sequence[str | BaseException]) -> None:
-        seen.append((threading.current_thread().name, list(map(str, outcomes))))
-        if "BROKEN" in outcomes:
-            raise ValueError("a broken after-step")
-
-    group: GroupCommit[str, str] = GroupCommit(commit, name="writer", after=after)
-
-    async def main() -> None:
-        assert await group.submit("a") == "A"
-        with pytest.raises(OSError):
-            await group.submit("poison")
-        assert await group.submit("broken") == "BROKEN"
-        assert await group.submit("b") == "B"  # the writer goes on
-
-    try:
-        asyncio.run(main())
-    finally:
-        group.close()
-    # Only committed batches, in the writer thread; a failing step stops nothing.
-    assert seen == [("writer", ["A"]), ("writer", ["BROKEN"]), ("writer", ["B"])]
-    assert "the after-commit step failed" in caplog.text
-
-
 # -- through the server --------------------------------------------------------------------------
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
 
 from spoonprint.delivery.breaker import BreakerState, CircuitBreaker
 from spoonprint.delivery.retry import RetryPolicy
 from spoonprint.delivery.worker import REPRINT_BANNER, Failover, PrinterWorker
-from spoonprint.domain.job import Job, JobState, NewJob
+from spoonprint.domain.job import JobState, NewJob
 from spoonprint.domain.profile import PrinterProfile, Protocol
 from spoonprint.errors import PrinterDisconnected, PrinterOffline
 from spoonprint.queue.sqlite import SqliteJobStore
@@ -242,54 +241,5 @@ def test_heartbeat_keeps_the_lease_while_a_slow_ticket_prints() -> None:
             await asyncio.sleep(0.25)  # well past one lease: only heartbeats keep it
             assert h.store.recover_interrupted(expired_only=True) == []
             await h.until_state(job_id, JobState.PRINTED)
-
-    asyncio.run(scenario())
-
-
-async def until_idle(worker: PrinterWorker) -> None:
-    async with asyncio.timeout(5):
-        while not worker.idle:
-            await asyncio.sleep(0)
-
-
-def test_a_job_claimed_for_an_idle_worker_is_printed_without_a_claim_of_its_own() -> None:
-    async def scenario() -> None:
-        async with Harness() as h:
-            await until_idle(h.worker)
-            claimed_by_worker: list[int | None] = []
-            claim_next = h.store.claim_next
-
-            def recorded(*args: Any, **kwargs: Any) -> Job | None:
-                job = claim_next(*args, **kwargs)
-                claimed_by_worker.append(job and job.id)
-                return job
-
-            h.store.claim_next = recorded  # type: ignore[method-assign]
-            h.store.enqueue(NewJob("kitchen", {"text": "handed over"}))
-            job = claim_next("kitchen", h.worker.owner, h.worker.lease_seconds)
-            assert job is not None
-            h.worker.take(job)
-            await h.until_state(job.id, JobState.PRINTED)
-            assert len(h.transport.sent) == 1 and b"handed over" in h.transport.sent[0]
-            assert job.id not in claimed_by_worker
-
-    asyncio.run(scenario())
-
-
-def test_a_job_handed_over_as_the_worker_stops_goes_back_unmarked() -> None:
-    async def scenario() -> None:
-        h = Harness()
-        task = asyncio.create_task(h.worker.run())
-        await until_idle(h.worker)
-        h.store.enqueue(NewJob("kitchen", {"text": "too late"}))
-        job = h.store.claim_next("kitchen", h.worker.owner, h.worker.lease_seconds)
-        assert job is not None
-        h.worker.request_stop()
-        h.worker.take(job)
-        await asyncio.wait_for(task, 5)
-        back = h.store.get(job.id)
-        assert back.state is JobState.QUEUED and not back.maybe_printed
-        assert h.transport.sent == []
-        h.store.close()
 
     asyncio.run(scenario())

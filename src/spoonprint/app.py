@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -82,34 +81,17 @@ class Services:
 
     async def accept(self, new: NewJob) -> tuple[Job, bool]:
         """Commit an order (in the store's writer thread, together with the orders that
-        arrive meanwhile: one fsync for all). Its printer is started on it from that thread
-        (:meth:`_start_printers`). Returns the job and whether it is new (False: a
-        duplicate)."""
+        arrive meanwhile: one fsync for all); its printer's worker is woken as soon as it is on
+        disk, before this caller (and the batch's others) resumes to write its answer.
+        Returns the job and whether it is new (False: a duplicate)."""
         return await self.store.enqueue_async(new, self._committed)
 
     def _committed(self, outcome: tuple[Job, bool]) -> None:
-        if outcome[1] and self.webhooks is not None:
-            self.webhooks.wake()
-
-    def _start_printers(self, jobs: list[Job]) -> None:
-        """In the job store's writer thread, right after it committed ``jobs``: an idle
-        printer's next job is claimed here and handed to its worker; any other worker is
-        woken. So the claim's commit runs while the answers to the orders are being written,
-        not after them (the worker's own claim waits for the event loop)."""
-        loop = self._loop
-        for printer in dict.fromkeys(job.printer for job in jobs):
-            worker = self.printers[printer]
-            claimed = None
-            if worker.idle:
-                try:
-                    claimed = self.store.claim_next(printer, worker.owner, worker.lease_seconds)
-                except Exception:  # the worker claims for itself when woken
-                    log.exception("printer %s: could not claim its new job", printer)
-            with contextlib.suppress(RuntimeError):  # the loop closed: the server stopped
-                if claimed is not None:
-                    loop.call_soon_threadsafe(worker.take, claimed)
-                else:
-                    loop.call_soon_threadsafe(worker.wake)
+        job, created = outcome
+        if created:
+            self.printers[job.printer].wake()
+            if self.webhooks is not None:
+                self.webhooks.wake()
 
     def preview(self, printer: str, payload: dict[str, Any]) -> bytes:
         """PNG of the ticket ``payload`` would print on ``printer`` (CPU-bound: use a thread)."""
@@ -121,8 +103,6 @@ class Services:
         return {**dict.fromkeys(self.printers, 0), **self.store.count_pending_by_printer()}
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self.store.after_enqueue = self._start_printers
         # The instance lock is held: every job still "printing" belongs to a process that died.
         recovered = await asyncio.to_thread(self.store.recover_interrupted)
         if recovered:

@@ -2,13 +2,11 @@
 
 It sleeps until woken by an enqueue (no polling), leases the oldest queued job (renewing the
 lease while it prints), renders it, asks the printer whether it can print, sends the ticket and
-asks again to confirm it. (When the worker is idle, the job store's writer thread claims a new
-order for it right after committing it, and hands it over with :meth:`PrinterWorker.take`.)
-A job that did not finish goes back to the queue and keeps its place; the worker waits out a
-backoff before trying the same job again, so a later order never overtakes an earlier one. A
-circuit breaker stops ticket attempts at a printer that keeps failing and probes it with status
-requests instead; after ``failover_after`` seconds down, the printer's waiting jobs move to its
-backup.
+asks again to confirm it. A job that did not finish goes back to the queue and keeps its place;
+the worker waits out a backoff before trying the same job again, so a later order never
+overtakes an earlier one. A circuit breaker stops ticket attempts at a printer that keeps
+failing and probes it with status requests instead; after ``failover_after`` seconds down, the
+printer's waiting jobs move to its backup.
 """
 
 from __future__ import annotations
@@ -110,23 +108,8 @@ class PrinterWorker:
     _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _resume: asyncio.Event = field(default_factory=asyncio.Event, init=False)
-    #: True while the worker waits with nothing to print.
-    _idle: bool = field(default=False, init=False)
-    #: A job claimed for this worker by someone else (see :meth:`take`), to print next.
-    _handed: Job | None = field(default=None, init=False)
 
     def wake(self) -> None:
-        self._wake.set()
-
-    @property
-    def idle(self) -> bool:
-        """Waiting with nothing to print (read from the job store's writer thread too)."""
-        return self._idle
-
-    def take(self, job: Job) -> None:
-        """Print ``job`` next: it was claimed for this worker (``printing``, under this
-        worker's owner and lease) while the worker was idle."""
-        self._handed = job
         self._wake.set()
 
     def resume(self) -> None:
@@ -153,18 +136,7 @@ class PrinterWorker:
             except StoreError:
                 log.exception("printer %s: job store error; will try again", self.name)
                 await self._pause(self.retry.delay(1))
-        await self._give_back_handed()
         log.info("printer %s: worker stopped", self.name)
-
-    async def _give_back_handed(self) -> None:
-        """A job handed over as the worker stopped was not started: it goes back to its place
-        in the queue, unmarked (it did not print)."""
-        job, self._handed = self._handed, None
-        if job is not None:
-            await self._finish(
-                self.store.release, job.id, "not started: stopping",
-                maybe_printed=False, count_attempt=False,
-            )  # fmt: skip
 
     async def _step(self) -> None:
         wait = self.breaker.ready_in()
@@ -179,17 +151,11 @@ class PrinterWorker:
         ):
             await self._probe()
             return
-        job, self._handed = self._handed, None
+        job = await asyncio.to_thread(
+            self.store.claim_next, self.name, self.owner, self.lease_seconds
+        )
         if job is None:
-            job = await asyncio.to_thread(
-                self.store.claim_next, self.name, self.owner, self.lease_seconds
-            )
-        if job is None:
-            self._idle = True
-            try:
-                await self._wake.wait()
-            finally:
-                self._idle = False
+            await self._wake.wait()
             return
         error = await self._attempt(job)
         await self._notify()

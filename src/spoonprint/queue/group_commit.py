@@ -13,10 +13,8 @@ caller of the batch gets that exception and none a result. Items are committed i
 order, and each caller is answered only after its batch's commit returned.
 
 A caller may pass ``committed``: called with its result on the caller's loop once the batch is
-on disk, before any caller of the batch resumes. ``after``, given to the group, is called in
-the writer thread with a committed batch's outcomes once its callers have been answered: work
-that should follow a commit at once without waiting for an event loop (the job store uses it
-to start idle printers on their new jobs while the answers are being written).
+on disk, before any caller of the batch resumes (a printer worker woken from there starts on
+the order while its HTTP answer is still being written).
 """
 
 from __future__ import annotations
@@ -62,12 +60,10 @@ class GroupCommit(Generic[T, R]):
         *,
         max_batch: int = 256,
         name: str = "group-commit",
-        after: Callable[[Sequence[R | BaseException]], None] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._commit = commit
-        self._after = after
         self._max_batch = max_batch
         self._name = name
         self._queue: queue.SimpleQueue[_Waiting[T, R] | None] = queue.SimpleQueue()
@@ -137,16 +133,7 @@ class GroupCommit(Generic[T, R]):
             if len(outcomes) != len(batch):
                 raise RuntimeError(f"commit gave {len(outcomes)} outcomes for {len(batch)} items")
         except BaseException as exc:  # the batch is not on disk: nobody is acknowledged
-            self._finish(batch, [exc] * len(batch))
-            return
-        self._finish(batch, outcomes)
-        if self._after is not None:
-            try:
-                self._after(outcomes)
-            except Exception:  # the batch is committed and answered all the same
-                log.exception("%s: the after-commit step failed", self._name)
-
-    def _finish(self, batch: list[_Waiting[T, R]], outcomes: Sequence[R | BaseException]) -> None:
+            outcomes = [exc] * len(batch)
         self.recent_batches.append(len(batch))
         self.in_flight = 0
         self._answer(batch, outcomes)

@@ -59,17 +59,8 @@ class SqliteJobStore:
         self._clock = clock
         # Its writer thread starts with the first order.
         self._group: GroupCommit[NewJob, tuple[Job, bool]] = GroupCommit(
-            self.enqueue_many, name="job-store-writer", after=self._after_enqueue
+            self.enqueue_many, name="job-store-writer"
         )
-        #: Called in the writer thread with the jobs each committed batch of
-        #: :meth:`enqueue_async` created, once their callers have been answered.
-        self.after_enqueue: Callable[[list[Job]], None] | None = None
-
-    def _after_enqueue(self, outcomes: Sequence[tuple[Job, bool] | BaseException]) -> None:
-        if self.after_enqueue is not None:
-            created = [o[0] for o in outcomes if not isinstance(o, BaseException) and o[1]]
-            if created:
-                self.after_enqueue(created)
 
     @classmethod
     def open(cls, data_dir: Path) -> SqliteJobStore:
