@@ -8,7 +8,6 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -35,7 +34,7 @@ from spoonprint.logs import LOG_FILE
 from spoonprint.queue.sqlite import SqliteJobStore
 from spoonprint.security.events import SECURITY_LOG, SecurityLog, read_events
 
-from .conftest import ServerFactory
+from .conftest import ServerFactory, run_spoonprint
 
 NOW = time.time()
 OLD = NOW - 100 * DAY  # past the default keep_days (90)
@@ -387,15 +386,7 @@ def test_daily_housekeeping_can_be_turned_off(settings: Settings) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPOONPRINT_")}
-    env["COLUMNS"] = "200"
-    return subprocess.run(
-        [sys.executable, "-m", "spoonprint", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_spoonprint(None, *args)
 
 
 def _fill(data_dir: Path, count: int) -> tuple[list[int], int]:
