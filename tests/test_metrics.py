@@ -181,3 +181,13 @@ def test_the_security_count_survives_log_rotation(tmp_path: Path) -> None:
     log.rename(tmp_path / "security.jsonl.1")
     log.write_text('{"event": "refused"}\n')
     assert follower.update() == {"strike": 1, "blocked": 1, "refused": 1}
+
+
+def test_openapi_media_type_is_prometheus_clients_own() -> None:
+    """/metrics is described without loading prometheus_client; the type it declares must be
+    the one prometheus_client writes."""
+    import prometheus_client
+
+    from spoonprint.http.metrics import CONTENT_TYPE
+
+    assert prometheus_client.CONTENT_TYPE_LATEST == CONTENT_TYPE

@@ -295,3 +295,19 @@ def test_forwarded_for_from_loopback_is_not_believed_without_trusted_proxies(
     local.get("/wp-login.php", headers={"X-Forwarded-For": "203.0.113.7"})
     strikes = [e for e in security_events(server) if e["event"] == "strike"]
     assert [e["ip"] for e in strikes] == ["127.0.0.1"]
+
+
+@pytest.mark.parametrize(("path", "status"), [("/ws", b"404"), ("/status", b"200")])
+def test_websocket_upgrades_are_answered_as_plain_http(
+    server: Server, path: str, status: bytes
+) -> None:
+    """spoonprint has no WebSocket endpoint, and the server loads no WebSocket code: an upgrade
+    request is an ordinary request, answered (or refused) like any other, never switched."""
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close, Upgrade\r\n"
+        "Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+    answer = raw_exchange(server, request, source="127.0.0.1")
+    assert answer.startswith(b"HTTP/1.1 " + status), answer[:200]
+    assert b"101 Switching" not in answer

@@ -18,6 +18,8 @@ from .conftest import run_spoonprint as spoonprint
 
 #: Modules only the other commands need: a server that imported one paid for it at start-up.
 CLI_ONLY = ("typer", "rich", "httpx", "spoonprint.cli.app", "spoonprint.cli.commands")
+#: Modules the server loads when first needed (the first scrape), or never (WebSockets).
+LATER = ("prometheus_client", "spoonprint.http.prometheus", "websockets", "wsproto")
 IMPORTED = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)$", re.MULTILINE)
 
 #: Command lines for ``spoonprint serve``: well formed, unusual and wrong.
@@ -54,7 +56,7 @@ def typer_reading(args: list[str]) -> serve.ServeArgs | None:
         return None
 
 
-def test_a_running_server_never_imported_the_command_line_framework(
+def test_a_running_server_never_imported_the_command_line_framework_nor_prometheus(
     make_server: ServerFactory,
 ) -> None:
     server = make_server([], PYTHONPROFILEIMPORTTIME="1")
@@ -63,6 +65,7 @@ def test_a_running_server_never_imported_the_command_line_framework(
     imported = set(IMPORTED.findall(server.log.read_text(errors="replace")))
     assert "spoonprint.server" in imported  # the log does list the server's imports
     assert sorted(m for m in imported if m.split(".")[0] in CLI_ONLY or m in CLI_ONLY) == []
+    assert sorted(m for m in imported if m.split(".")[0] in LATER or m in LATER) == []
 
 
 @pytest.mark.parametrize("args", ARGVS, ids=" ".join)

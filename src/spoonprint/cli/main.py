@@ -13,8 +13,11 @@ import os
 import sys
 from typing import Any
 
+from spoonprint import startup
+
 
 def run() -> None:
+    startup.begin()
     args = sys.argv[1:]
     if args[:1] == ["serve"]:
         from spoonprint.cli import serve
@@ -24,6 +27,7 @@ def run() -> None:
             sys.exit(serve.serve(parsed))
     from spoonprint.cli.app import app
 
+    startup.done()  # the other commands are short: nothing to gain past the imports
     app()
 
 

@@ -32,26 +32,23 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, HTTPException, Request, Response, Security
 from fastapi.security import APIKeyHeader, HTTPBasic, HTTPBasicCredentials
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.platform_collector import PlatformCollector
-from prometheus_client.process_collector import ProcessCollector
 
 from spoonprint.app import Services
-from spoonprint.delivery.breaker import BreakerState
 from spoonprint.http.ops_routes import OpsReader
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+#: Prometheus's text format as prometheus_client writes it (its CONTENT_TYPE_LATEST, which a
+#: test compares), for the API description without loading prometheus_client at start.
+CONTENT_TYPE = "text/plain; version=1.0.0; charset=utf-8"
 
 #: Upper bounds (seconds) of the accept-to-print latency buckets.
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
@@ -79,22 +76,18 @@ class LatencyHistogram:
                 counts[-1] += 1  # +Inf
                 self._sums[printer] = self._sums.get(printer, 0.0) + seconds
 
-    def family(self, printers: Iterable[str]) -> HistogramMetricFamily:
-        family = HistogramMetricFamily(
-            "spoonprint_print_latency_seconds",
-            "Seconds from an order being accepted to its ticket printed (or sent), since start",
-            labels=["printer"],
-        )
+    def snapshot(self, printers: Iterable[str]) -> list[tuple[str, list[int], float]]:
+        """Per printer (these and any that printed): its bucket counts, +Inf last, and the
+        sum of its latencies."""
         with self._lock:
-            for printer in sorted({*printers, *self._counts}):
-                counts = self._counts.get(printer, [0] * (len(self.buckets) + 1))
-                bounds = [*(format(b, "g") for b in self.buckets), "+Inf"]
-                family.add_metric(
-                    [printer],
-                    list(zip(bounds, map(float, counts), strict=True)),
+            return [
+                (
+                    printer,
+                    list(self._counts.get(printer, [0] * (len(self.buckets) + 1))),
                     self._sums.get(printer, 0.0),
                 )
-        return family
+                for printer in sorted({*printers, *self._counts})
+            ]
 
 
 class LogFollower:
@@ -144,119 +137,27 @@ class LogFollower:
             return self.counts
 
 
-class ServicesCollector:
-    """Everything from the running services, read when Prometheus scrapes."""
+class MetricsSource:
+    """What ``/metrics`` counts from the moment it is made (at start): the accept-to-print
+    latencies and the security log's events. Prometheus itself is loaded at the first scrape
+    (:mod:`spoonprint.http.prometheus`): it is not needed to start or to take orders."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
         self.reader = OpsReader(services.settings.server.data_dir)
         self.latency = LatencyHistogram(self.reader)
         self.security = LogFollower(services.guard.events.path)
+        self._registry: CollectorRegistry | None = None
+        self._lock = threading.Lock()
 
-    def collect(self) -> Iterator[Metric]:
-        services = self.services
-        now = time.time()
-        yield from self._jobs(now)
-        self.latency.update()
-        yield self.latency.family(services.printers)
-        yield from self._printers()
-        yield from self._security(now)
-        uptime = GaugeMetricFamily("spoonprint_uptime_seconds", "Seconds since the server started")
-        uptime.add_metric([], now - services.started_at)
-        yield uptime
-        info = GaugeMetricFamily("spoonprint_build_info", "spoonprint version", labels=["version"])
-        info.add_metric([services.version], 1)
-        yield info
+    def exposition(self) -> bytes:
+        """The metrics in Prometheus's text format."""
+        from spoonprint.http.prometheus import exposition, registry_for
 
-    def _jobs(self, now: float) -> Iterator[Metric]:
-        jobs = GaugeMetricFamily(
-            "spoonprint_jobs", "Jobs in the database by state", labels=["state"]
-        )
-        for state, count in self.services.store.count_by_state().items():
-            jobs.add_metric([str(state)], count)
-        yield jobs
-        queue = self.reader.queue(now)
-        depth = GaugeMetricFamily(
-            "spoonprint_queue_depth",
-            "Jobs waiting to print (queued or printing)",
-            labels=["printer"],
-        )
-        held = GaugeMetricFamily(
-            "spoonprint_queue_held", "Jobs set aside by an emergency clear", labels=["printer"]
-        )
-        oldest = GaugeMetricFamily(
-            "spoonprint_queue_oldest_age_seconds",
-            "Seconds the oldest waiting order has waited (0 when none waits)",
-            labels=["printer"],
-        )
-        for printer in sorted({*self.services.printers, *queue}):
-            entry = queue.get(printer, {})
-            depth.add_metric([printer], entry.get("waiting", 0))
-            held.add_metric([printer], entry.get("held", 0))
-            first = entry.get("oldest")
-            oldest.add_metric([printer], first["age_seconds"] if first else 0.0)
-        yield from (depth, held, oldest)
-
-    def _printers(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily(
-            "spoonprint_printer_up", "0 when the printer is known to be failing", labels=["printer"]
-        )
-        breaker = GaugeMetricFamily(
-            "spoonprint_printer_breaker_state",
-            "1 for the printer's circuit breaker state",
-            labels=["printer", "state"],
-        )
-        faults = GaugeMetricFamily(
-            "spoonprint_printer_fault", "1 for each current fault", labels=["printer", "fault"]
-        )
-        recoveries = CounterMetricFamily(
-            "spoonprint_printer_recoveries",
-            "Times the printer came back after a problem",
-            labels=["printer"],
-        )
-        actions = CounterMetricFamily(
-            "spoonprint_recovery_actions",
-            "Recovery strategies run, by result",
-            labels=["printer", "strategy", "result"],
-        )
-        monitor = self.services.monitor
-        for name, worker in self.services.printers.items():
-            record = monitor.records.get(name) if monitor is not None else None
-            problems = record.health.problems if record is not None else ()
-            up.add_metric([name], 0 if worker.state.online is False or problems else 1)
-            for state in BreakerState:
-                breaker.add_metric([name, str(state)], int(worker.breaker.state is state))
-            for fault in sorted({str(problem.fault) for problem in problems}):
-                faults.add_metric([name, fault], 1)
-            if record is None:
-                continue
-            recoveries.add_metric([name], record.recoveries)
-            for strategy, stats in sorted(record.strategies.items()):
-                actions.add_metric([name, strategy, "succeeded"], stats.succeeded)
-                actions.add_metric([name, strategy, "failed"], stats.tried - stats.succeeded)
-        yield from (up, breaker, faults, recoveries, actions)
-
-    def _security(self, now: float) -> Iterator[Metric]:
-        blocked = GaugeMetricFamily("spoonprint_blocked_addresses", "Addresses blocked now")
-        blocked.add_metric([], len(self.services.guard.blocks.active(now)))
-        yield blocked
-        events = CounterMetricFamily(
-            "spoonprint_security_events",
-            "Security log events since the server started",
-            labels=["event"],
-        )
-        counts = self.security.update()
-        for event in sorted({"strike", "blocked", "refused", "rate_limited", *counts}):
-            events.add_metric([event], counts.get(event, 0))
-        yield events
-
-
-def registry_for(services: Services) -> CollectorRegistry:
-    registry = CollectorRegistry()
-    registry.register(ServicesCollector(services))
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
-    return registry
+        with self._lock:
+            if self._registry is None:
+                self._registry = registry_for(self)
+        return exposition(self._registry)
 
 
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False)
@@ -290,16 +191,16 @@ async def metrics_access(
 def metrics_routes(services: Services) -> APIRouter:
     """``/metrics`` for ``services``; counting starts now (made with the app, at start)."""
     router = APIRouter(tags=["operations"])
-    registry = registry_for(services)
+    source = MetricsSource(services)
 
     @router.get(
         "/metrics",
         response_class=Response,
-        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
+        responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text"}},
         dependencies=[Security(metrics_access)],
     )
     def metrics() -> Response:
         """Prometheus metrics (text exposition format)."""
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(source.exposition(), media_type=CONTENT_TYPE)
 
     return router
