@@ -6,7 +6,7 @@ status question on the same connection right after a ticket, which is how a tick
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -33,6 +33,17 @@ class StatusQuery:
     total_size: Callable[[bytes], int] | None = None
 
 
+#: A ticket's bytes, or an awaitable that makes them (claiming and rendering the job). A transport
+#: awaits it once it has reached the printer and asked it whether it can print, so that
+#: preparing the ticket and reaching the printer overlap. When the awaitable raises, nothing of
+#: the ticket was sent: the transport closes its connection and lets the error through.
+Ticket = bytes | Awaitable[bytes]
+
+
+async def ticket_bytes(ticket: Ticket) -> bytes:
+    return ticket if isinstance(ticket, bytes) else await ticket
+
+
 class Transport(Protocol):
     """How bytes reach one printer.
 
@@ -51,16 +62,16 @@ class Transport(Protocol):
 
     async def send(
         self,
-        data: bytes,
+        ticket: Ticket,
         query: StatusQuery | None = None,
         check: Callable[[bytes], None] | None = None,
     ) -> bytes | None:
-        """Write ``data`` in full; then, if ``query`` is given, ask it and return the reply.
+        """Write ``ticket`` in full; then, if ``query`` is given, ask it and return the reply.
 
         With ``check``, ``query`` is asked first on the same connection and ``check`` gets the
         reply: it raises (a PrinterError) to keep the ticket from being sent to a printer that
-        cannot print it. Raises PrinterError subclasses carrying how many bytes were written
-        before the failure.
+        cannot print it; only then is ``ticket`` awaited, when it is an awaitable. Raises
+        PrinterError subclasses carrying how many bytes were written before the failure.
         """
         ...
 

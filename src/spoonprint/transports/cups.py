@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, TypeVar
 from spoonprint.errors import ConfigError, PrinterDisconnected, PrinterOffline, PrinterTimeout
 from spoonprint.recovery.health import HEALTHY, Fault, Health, Problem
 from spoonprint.recovery.strategy import NeedsAdmin, RecoveryFailed, Strategy
-from spoonprint.transports.base import StatusQuery, Timeouts, Transport
+from spoonprint.transports.base import StatusQuery, Ticket, Timeouts, Transport, ticket_bytes
 from spoonprint.transports.cups_client import (
     CANCELED,
     COMPLETED,
@@ -92,7 +92,7 @@ class CupsTransport:
 
     async def send(
         self,
-        data: bytes,
+        ticket: Ticket,
         query: StatusQuery | None = None,
         check: Callable[[bytes], None] | None = None,
     ) -> bytes | None:
@@ -100,6 +100,7 @@ class CupsTransport:
 
         ``query`` and ``check`` are not used: CUPS gives no way to ask the printer itself.
         """
+        data = await ticket_bytes(ticket)
         await self._drop_abandoned()
         title = f"spoonprint {secrets.token_hex(6)}"
         job_id = await self._submit(data, title)

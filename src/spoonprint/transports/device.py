@@ -37,7 +37,7 @@ from spoonprint.errors import (
 )
 from spoonprint.recovery.health import HEALTHY, Fault, Health, Problem
 from spoonprint.recovery.strategy import NeedsAdmin, RecoveryFailed, Strategy
-from spoonprint.transports.base import StatusQuery, Timeouts
+from spoonprint.transports.base import StatusQuery, Ticket, Timeouts, ticket_bytes
 from spoonprint.transports.uri import PrinterUri
 
 __all__ = ["SerialSettings", "SerialTransport", "UsbTransport", "from_uri", "usable"]
@@ -90,13 +90,13 @@ class _DeviceTransport:
 
     async def send(
         self,
-        data: bytes,
+        ticket: Ticket,
         query: StatusQuery | None = None,
         check: Callable[[bytes], None] | None = None,
     ) -> bytes | None:
         if query is not None and not self.reads_status:
             raise self._cannot_ask()
-        return await asyncio.to_thread(self._session, data, query, check)
+        return await asyncio.to_thread(self._session, await ticket_bytes(ticket), query, check)
 
     async def ask(self, query: StatusQuery) -> bytes:
         if not self.reads_status:

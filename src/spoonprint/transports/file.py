@@ -25,7 +25,7 @@ from pathlib import Path
 from spoonprint.errors import ConfigError, PrinterOffline, PrinterTimeout
 from spoonprint.recovery.health import HEALTHY, Fault, Health, Problem
 from spoonprint.recovery.strategy import NeedsAdmin, RecoveryFailed, Strategy
-from spoonprint.transports.base import StatusQuery, Timeouts
+from spoonprint.transports.base import StatusQuery, Ticket, Timeouts, ticket_bytes
 from spoonprint.transports.uri import PrinterUri
 
 __all__ = ["FileTransport", "from_uri", "usable"]
@@ -50,13 +50,13 @@ class FileTransport:
 
     async def send(
         self,
-        data: bytes,
+        ticket: Ticket,
         query: StatusQuery | None = None,
         check: Callable[[bytes], None] | None = None,
     ) -> bytes | None:
         if query is not None:
             raise self._cannot_ask()
-        await asyncio.to_thread(self.write, data)
+        await asyncio.to_thread(self.write, await ticket_bytes(ticket))
         return None
 
     async def ask(self, query: StatusQuery) -> bytes:

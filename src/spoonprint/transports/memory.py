@@ -12,7 +12,7 @@ from collections.abc import Callable
 from spoonprint.errors import PrinterError, PrinterOffline
 from spoonprint.recovery.health import Health
 from spoonprint.recovery.strategy import Strategy
-from spoonprint.transports.base import StatusQuery
+from spoonprint.transports.base import StatusQuery, Ticket, ticket_bytes
 
 ONLINE = b"\x12"
 
@@ -40,7 +40,7 @@ class MemoryTransport:
 
     async def send(
         self,
-        data: bytes,
+        ticket: Ticket,
         query: StatusQuery | None = None,
         check: Callable[[bytes], None] | None = None,
     ) -> bytes | None:
@@ -49,7 +49,7 @@ class MemoryTransport:
         self._reachable()
         if check is not None and query is not None:
             check(await self.ask(query))
-        self.sent.append(data)
+        self.sent.append(await ticket_bytes(ticket))
         if query is None:
             return None
         return await self.ask(query)

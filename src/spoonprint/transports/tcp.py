@@ -19,7 +19,7 @@ from spoonprint.errors import (
 )
 from spoonprint.recovery.health import HEALTHY, Fault, Health, Problem
 from spoonprint.recovery.strategy import RecoveryFailed, Strategy
-from spoonprint.transports.base import StatusQuery, Timeouts
+from spoonprint.transports.base import StatusQuery, Ticket, Timeouts, ticket_bytes
 from spoonprint.transports.uri import PrinterUri, tcp_address
 
 T = TypeVar("T")
@@ -40,7 +40,7 @@ class TcpTransport:
 
     async def send(
         self,
-        data: bytes,
+        ticket: Ticket,
         query: StatusQuery | None = None,
         check: Callable[[bytes], None] | None = None,
     ) -> bytes | None:
@@ -50,6 +50,8 @@ class TcpTransport:
         try:
             if check is not None and query is not None:
                 check(await self._ask_on(reader, writer, query, 0))
+            # Only now: the ticket may still have been in the making while this connected.
+            data = await ticket_bytes(ticket)
             for start in range(0, len(data), _CHUNK):
                 chunk = data[start : start + _CHUNK]
                 writer.write(chunk)

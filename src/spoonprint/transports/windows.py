@@ -50,7 +50,7 @@ from spoonprint.errors import (
 )
 from spoonprint.recovery.health import Fault, Health, Problem
 from spoonprint.recovery.strategy import NeedsAdmin, RecoveryFailed, Strategy
-from spoonprint.transports.base import StatusQuery, Timeouts
+from spoonprint.transports.base import StatusQuery, Ticket, Timeouts, ticket_bytes
 from spoonprint.transports.uri import PrinterUri
 from spoonprint.transports.windows_gdi import DrawImage, NotAPicture, draw_dib, submit_gdi
 from spoonprint.transports.windows_spool import (
@@ -136,12 +136,13 @@ class WindowsTransport:
 
     async def send(
         self,
-        data: bytes,
+        ticket: Ticket,
         query: StatusQuery | None = None,
         check: Callable[[bytes], None] | None = None,
     ) -> bytes | None:
         """Submit the ticket and return once the spooler is done with it (``query`` and
         ``check`` do not apply: a queue has no status channel to the printer)."""
+        data = await ticket_bytes(ticket)
         sub = Submission(f"{DOCUMENT_PREFIX}{uuid.uuid4().hex[:12]}")
         try:
             await self._submit(data, sub)
