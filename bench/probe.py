@@ -58,6 +58,7 @@ class Marks:
 
 def install(marks: Marks) -> None:
     from spoonprint import app as services
+    from spoonprint.delivery import worker
     from spoonprint.delivery.worker import PrinterWorker
     from spoonprint.queue.sqlite import SqliteJobStore
     from spoonprint.render import base
@@ -67,6 +68,8 @@ def install(marks: Marks) -> None:
     marks.wrap(SqliteJobStore, "enqueue_many", "commit")
     marks.wrap(SqliteJobStore, "claim_next", "claim")
     marks.wrap(PrinterWorker, "_attempt", "attempt")
+    marks.wrap(PrinterWorker, "settle", "settle")
+    marks.wrap(worker._TicketMaker, "_rendered", "ticket")
     marks.wrap(TcpTransport, "send", "send")
     marks.wrap(TcpTransport, "_connect", "connect")
     marks.wrap(SqliteJobStore, "mark_printed", "mark_printed")

@@ -320,7 +320,7 @@ def test_callers_on_several_loops_are_each_answered() -> None:
     assert len(seen) == 2 and seen[0] == [0] and sorted(seen[1]) == [1, 2, 3]
 
 
-def test_committed_callbacks_run_before_any_caller_of_the_batch_resumes(
+def test_settled_callbacks_run_before_any_caller_of_the_batch_resumes(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     release = threading.Event()
@@ -335,14 +335,14 @@ def test_committed_callbacks_run_before_any_caller_of_the_batch_resumes(
     group: GroupCommit[str, str] = GroupCommit(commit)
     happened: list[str] = []
 
-    def committed(result: str) -> None:
-        happened.append(f"committed {result}")
-        if result == "C":
+    def settled(outcome: str | BaseException) -> None:
+        happened.append(f"settled {outcome!r}")
+        if outcome == "C":
             raise ValueError("a broken callback")
 
     async def caller(item: str) -> None:
         try:
-            result = await group.submit(item, committed)
+            result = await group.submit(item, settled)
             happened.append(f"resumed {result}")
         except OSError:
             happened.append(f"refused {item}")
@@ -361,13 +361,27 @@ def test_committed_callbacks_run_before_any_caller_of_the_batch_resumes(
     finally:
         group.close()
     at = {event: n for n, event in enumerate(happened)}
-    assert at["committed A"] < at["resumed A"]
+    assert at["settled 'A'"] < at["resumed A"]
     # The whole batch's callbacks first (a failing one included), in order, then its callers.
-    assert at["committed B"] < at["committed C"] < at["committed D"]
-    assert at["committed D"] < min(at["resumed B"], at["resumed C"], at["resumed D"])
-    # A batch that did not commit calls nothing back.
-    assert happened[-1] == "refused poison" and len(happened) == 9
-    assert "a committed-callback failed" in caplog.text
+    assert at["settled 'B'"] < at["settled 'C'"] < at["settled 'D'"]
+    assert at["settled 'D'"] < min(at["resumed B"], at["resumed C"], at["resumed D"])
+    # A batch that did not commit calls back with its error, before its caller hears it.
+    assert happened[-2:] == ["settled OSError('disk full')", "refused poison"]
+    assert len(happened) == 10
+    assert "a settled-callback failed" in caplog.text
+
+
+def test_a_closed_group_refuses_and_still_settles() -> None:
+    group: GroupCommit[str, str] = GroupCommit(lambda items: [i.upper() for i in items])
+    group.close()
+    outcomes: list[str | BaseException] = []
+
+    async def main() -> None:
+        with pytest.raises(GroupCommitClosed):
+            await group.submit("late", outcomes.append)
+
+    asyncio.run(main())
+    assert len(outcomes) == 1 and isinstance(outcomes[0], GroupCommitClosed)
 
 
 # -- through the server --------------------------------------------------------------------------

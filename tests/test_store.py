@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from spoonprint.db import DB_FILENAME, MIGRATIONS
-from spoonprint.domain.job import JobState, NewJob
+from spoonprint.domain.job import Job, JobState, NewJob
 from spoonprint.errors import InvalidTransition, JobNotFound, StoreUnavailable
 from spoonprint.queue.sqlite import SqliteJobStore
 
@@ -239,3 +240,70 @@ def test_pending_counted_per_printer(store: SqliteJobStore) -> None:
     assert store.count_pending_by_printer() == {"kitchen": 2, "bar": 1}
     store.mark_printed(done.id)
     assert store.count_pending_by_printer() == {"kitchen": 2}
+
+
+# -- a new job leased in the transaction that stores it -------------------------------------
+
+
+def lease_to(owner: str, expected: set[str]) -> Callable[[NewJob, Job], tuple[str, float] | None]:
+    """Leases a new job to ``owner`` (for 30 s) when its order id is in ``expected``."""
+
+    def lease(order: NewJob, job: Job) -> tuple[str, float] | None:
+        return (owner, 30.0) if order.order_id in expected else None
+
+    return lease
+
+
+def test_a_new_job_can_be_leased_with_its_order_in_one_transaction(
+    tmp_path: Path, store: SqliteJobStore
+) -> None:
+    (outcome, other) = store.enqueue_many(
+        [new(order_id="A-1"), new("bar", order_id="B-1")], lease=lease_to("w1", {"A-1"})
+    )
+    assert not isinstance(outcome, Exception) and not isinstance(other, Exception)
+    job, created = outcome
+    assert created and job.state is JobState.PRINTING and job.lease_owner == "w1"
+    assert other[0].state is JobState.QUEUED  # not asked for
+    # On disk as returned, with its history: accepted, then its first attempt.
+    conn = sqlite3.connect(tmp_path / DB_FILENAME)
+    row = conn.execute("SELECT state, lease_owner FROM jobs WHERE id = ?", (job.id,)).fetchone()
+    assert row == ("printing", "w1")
+    assert [(e.to_state, e.detail) for e in store.events(job.id)][1:] == [
+        (JobState.PRINTING, "attempt 1")
+    ]
+    # Its owner finishes it as if it had leased it itself.
+    assert store.mark_printed(job.id, owner="w1").state is JobState.PRINTED
+
+
+def test_no_lease_with_the_order_while_an_older_job_of_its_printer_waits(
+    store: SqliteJobStore,
+) -> None:
+    older, _ = store.enqueue(new(order_id="old"))
+    ((job, _),) = store.enqueue_many([new(order_id="A-1")], lease=lease_to("w1", {"A-1"}))  # type: ignore[misc]
+    assert job.state is JobState.QUEUED  # order first: the older one prints before it
+    assert store.claim_next("kitchen", "w1").id == older.id  # type: ignore[union-attr]
+
+
+def test_no_lease_for_a_repeated_order_or_a_reprint(store: SqliteJobStore) -> None:
+    first, _ = store.enqueue(new(order_id="A-1"))
+    store.mark_failed(first.id, "gave up")
+    lease = lease_to("w1", {"A-1", None})  # type: ignore[arg-type]
+    ((again, created),) = store.enqueue_many([new(order_id="A-1")], lease=lease)  # type: ignore[misc]
+    assert not created and again.id == first.id and again.state is JobState.FAILED
+    ((reprint, created),) = store.enqueue_many([new(maybe_printed=True)], lease=lease)  # type: ignore[misc]
+    assert created and reprint.state is JobState.QUEUED  # a REPRINT is not rendered ahead
+
+
+def test_orders_through_the_writer_thread_are_leased_as_lease_new_says(
+    store: SqliteJobStore,
+) -> None:
+    store.lease_new = lease_to("w1", {"A-1"})
+
+    async def main() -> list[Job]:
+        leased, _ = await store.enqueue_async(new(order_id="A-1"))
+        queued, _ = await store.enqueue_async(new("bar", order_id="B-1"))
+        return [leased, queued]
+
+    leased, queued = asyncio.run(main())
+    assert (leased.state, queued.state) == (JobState.PRINTING, JobState.QUEUED)
+    assert store.enqueue(new(order_id="A-2"))[0].state is JobState.QUEUED  # not that way

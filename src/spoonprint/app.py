@@ -20,7 +20,7 @@ from spoonprint.delivery.breaker import CircuitBreaker
 from spoonprint.delivery.retry import RetryPolicy
 from spoonprint.delivery.webhooks import WebhookDispatcher, WebhookOutbox
 from spoonprint.delivery.worker import Failover, PrinterWorker
-from spoonprint.domain.job import Job, NewJob
+from spoonprint.domain.job import Job, JobState, NewJob
 from spoonprint.domain.ticket import document_for
 from spoonprint.errors import StoreError, UnknownPrinter
 from spoonprint.housekeeping import run_daily_housekeeping
@@ -81,17 +81,38 @@ class Services:
 
     async def accept(self, new: NewJob) -> tuple[Job, bool]:
         """Commit an order (in the store's writer thread, together with the orders that
-        arrive meanwhile: one fsync for all); its printer's worker is woken as soon as it is on
+        arrive meanwhile: one fsync for all); its printer's worker is told as soon as it is on
         disk, before this caller (and the batch's others) resumes to write its answer.
-        Returns the job and whether it is new (False: a duplicate)."""
-        return await self.store.enqueue_async(new, self._committed)
+        Returns the job and whether it is new (False: a duplicate).
 
-    def _committed(self, outcome: tuple[Job, bool]) -> None:
+        An idle printer's worker takes the order as its next job at once: it renders the
+        ticket and reaches the printer while the order is committed, and the job is leased to
+        it in the same transaction (then it is ``printing`` when this returns)."""
+        worker = self.printers.get(new.printer)
+        if worker is not None:
+            worker.expect(new)
+        return await self.store.enqueue_async(new, lambda outcome: self._settled(new, outcome))
+
+    def _settled(self, new: NewJob, outcome: tuple[Job, bool] | BaseException) -> None:
+        worker = self.printers.get(new.printer)
+        if isinstance(outcome, BaseException):
+            if worker is not None:
+                worker.settle(new, None)
+            return
         job, created = outcome
-        if created:
-            self.printers[job.printer].wake()
-            if self.webhooks is not None:
-                self.webhooks.wake()
+        if worker is not None:
+            mine = created and job.state is JobState.PRINTING and job.lease_owner == worker.owner
+            worker.settle(new, job if mine else None)
+        if created and self.webhooks is not None:
+            self.webhooks.wake()
+
+    def _lease_new(self, new: NewJob, job: Job) -> tuple[str, float] | None:
+        """In the job store's writer thread, storing ``job``: lease it at once to its
+        printer's worker if that waits for exactly this order (see :meth:`accept`)."""
+        worker = self.printers.get(job.printer)
+        if worker is None or not worker.expected(new):
+            return None
+        return worker.owner, worker.lease_seconds
 
     def preview(self, printer: str, payload: dict[str, Any]) -> bytes:
         """PNG of the ticket ``payload`` would print on ``printer`` (CPU-bound: use a thread)."""
@@ -103,6 +124,7 @@ class Services:
         return {**dict.fromkeys(self.printers, 0), **self.store.count_pending_by_printer()}
 
     async def start(self) -> None:
+        self.store.lease_new = self._lease_new
         # The instance lock is held: every job still "printing" belongs to a process that died.
         recovered = await asyncio.to_thread(self.store.recover_interrupted)
         if recovered:

@@ -2,11 +2,15 @@
 
 It sleeps until woken by an enqueue (no polling), leases the oldest queued job (renewing the
 lease while it prints), renders it, asks the printer whether it can print, sends the ticket and
-asks again to confirm it. A job that did not finish goes back to the queue and keeps its place;
-the worker waits out a backoff before trying the same job again, so a later order never
-overtakes an earlier one. A circuit breaker stops ticket attempts at a printer that keeps
-failing and probes it with status requests instead; after ``failover_after`` seconds down, the
-printer's waiting jobs move to its backup.
+asks again to confirm it. Reaching the printer and asking it overlap the rendering. For an idle
+worker, a new order's ticket is rendered while the order is being committed
+(:meth:`PrinterWorker.expect`: used only if the job then leased prints exactly that ticket),
+and its lease is taken by the job store's writer thread right after the commit
+(:meth:`PrinterWorker.reserve`, :meth:`PrinterWorker.claimed`). A job that did not finish goes
+back to the queue and keeps its place; the worker waits out a backoff before trying the same
+job again, so a later order never overtakes an earlier one. A circuit breaker stops ticket
+attempts at a printer that keeps failing and probes it with status requests instead; after
+``failover_after`` seconds down, the printer's waiting jobs move to its backup.
 """
 
 from __future__ import annotations
@@ -14,15 +18,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from asyncio import FIRST_COMPLETED
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from spoonprint.delivery.breaker import BreakerState, CircuitBreaker
 from spoonprint.delivery.retry import RetryPolicy
 from spoonprint.domain.document import Document, with_banner
-from spoonprint.domain.job import Job
+from spoonprint.domain.job import Job, NewJob
 from spoonprint.domain.profile import PrinterProfile
 from spoonprint.domain.status import PrinterStatus, StatusDialect, status_dialect
 from spoonprint.domain.ticket import document_for
@@ -84,6 +90,117 @@ class Failover:
     wake_backup: Callable[[], None]
 
 
+class _NoJob(Exception):
+    """The claim found nothing to print (the job woken for was taken or cancelled)."""
+
+
+class _Unrenderable(Exception):
+    """The claimed job cannot be rendered (the cause is chained)."""
+
+
+@dataclass
+class _Attempt:
+    """What one attempt learns as it goes: the job it leased and the size of its ticket."""
+
+    job: Job | None = None
+    size: int = 0
+
+
+#: What a ticket without banners depends on: its printer, copies and payload.
+_TicketKey = tuple[str, int, dict[str, Any]]
+
+
+def _plain_ticket(printer: str, copies: int, payload: dict[str, Any]) -> _TicketKey:
+    return (printer, copies, payload)
+
+
+def _ticket_key(job: Job) -> _TicketKey | None:
+    """What ``job``'s ticket depends on, when it has no banner (REPRINT, BACKUP FOR); None
+    when it has one (those depend on more: kept simple, such tickets are not rendered ahead)."""
+    if job.maybe_printed or job.moved_to_backup:
+        return None
+    return _plain_ticket(job.printer, job.copies, job.payload)
+
+
+class _TicketMaker:
+    """One attempt's ticket, made as soon as its job is leased and its rendering done, by
+    callbacks rather than tasks: when the rendering is ready as the order's commit is settled,
+    the ticket is too, before the commit's callers resume (so the printer gets its first bytes
+    before the HTTP answers are written)."""
+
+    def __init__(self, worker: PrinterWorker, attempt: _Attempt) -> None:
+        self.worker = worker
+        self.attempt = attempt
+        loop = asyncio.get_running_loop()
+        #: The ticket's bytes; _NoJob, _Unrenderable or a store error.
+        self.ticket: asyncio.Future[bytes] = loop.create_future()
+        #: The leased job, or None when there was none.
+        self.job: asyncio.Future[Job | None] = loop.create_future()
+
+    def settled(self, job: Job | None) -> None:
+        """The expected order's job, leased with it, or None: then lease the oldest queued."""
+        if job is not None:
+            self.leased(job)
+            return
+        worker = self.worker
+        claim = asyncio.ensure_future(
+            asyncio.to_thread(
+                worker.store.claim_next, worker.name, worker.owner, worker.lease_seconds
+            )
+        )
+        claim.add_done_callback(self._claimed)
+
+    def _claimed(self, claim: asyncio.Future[Job | None]) -> None:
+        if claim.cancelled():  # only as the loop shuts down: nothing was leased to print
+            self._fail(_NoJob())
+        elif (error := claim.exception()) is not None:
+            self._fail(error)
+        else:
+            self.leased(claim.result())
+
+    def leased(self, job: Job | None) -> None:
+        ahead, self.worker._ahead = self.worker._ahead, None
+        rendering = None
+        if ahead is not None:
+            if job is not None and ahead[0] == _ticket_key(job):
+                rendering = ahead[1]  # None if not started yet: then rendered now
+            elif ahead[1] is not None:
+                ahead[1].cancel()
+        if not self.job.done():
+            self.job.set_result(job)
+        if job is None:
+            self._fail(_NoJob())
+            return
+        self.attempt.job = job
+        if rendering is None:
+            rendering = self.worker._render(job)
+        if rendering.done():
+            self._rendered(rendering)
+        else:
+            rendering.add_done_callback(self._rendered)
+
+    def _rendered(self, rendering: asyncio.Future[bytes]) -> None:
+        if self.ticket.done():
+            return
+        if rendering.cancelled():
+            self.ticket.cancel()
+        elif (error := rendering.exception()) is not None:
+            unrenderable = _Unrenderable(str(error))
+            unrenderable.__cause__ = error
+            self.ticket.set_exception(unrenderable)
+        else:
+            data = rendering.result()
+            self.attempt.size = len(data)
+            self.ticket.set_result(data)
+
+    def _fail(self, error: BaseException) -> None:
+        """No ticket: ``error`` says why."""
+        if not self.job.done():
+            self.job.set_result(None)
+        if not self.ticket.done():
+            self.ticket.set_exception(error)
+
+
 @dataclass
 class PrinterWorker:
     name: str
@@ -108,9 +225,82 @@ class PrinterWorker:
     _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _resume: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    #: Set while the worker waits for work, nothing queued for it.
+    idle: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    #: A ticket being rendered ahead, for an order being committed (see :meth:`expect`).
+    #: (None until it is handed to a thread, at the loop's next turn.)
+    _ahead: tuple[_TicketKey, asyncio.Future[bytes] | None] | None = field(default=None, init=False)
+    #: Guards the three below: the job store's writer thread reads them (:meth:`expected`).
+    _claims: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _stopping: bool = field(default=False, init=False)
+    #: The order this idle worker waits for, leased to it as it is committed (see expect()).
+    _expected: NewJob | None = field(default=None, init=False)
+    #: That order's job once settled: leased to this worker, or None (it leases for itself).
+    _handoff: asyncio.Future[Job | None] | None = field(default=None, init=False)
+    #: Told that job at once when it is settled, if an attempt already waits for it.
+    _on_settled: Callable[[Job | None], None] | None = field(default=None, init=False)
 
     def wake(self) -> None:
         self._wake.set()
+
+    def expect(self, new: NewJob) -> None:
+        """An order for this printer is about to be committed. An idle worker with a working
+        printer takes it as its next job: it renders the ticket and reaches the printer while
+        the order is written to disk, and the job store leases the job to it in the same
+        transaction (see :meth:`expected`). Whoever commits the order must then call
+        :meth:`settle` with it. The ticket rendered ahead is used only for a job whose ticket
+        it is (same printer, copies and order, no banner)."""
+        ready = self.breaker.state is BreakerState.CLOSED and self.breaker.ready_in() <= 0
+        if not self.idle.is_set() or new.maybe_printed or not ready:
+            return
+        with self._claims:
+            if self._stopping or self._expected is not None or self._handoff is not None:
+                return
+            self._expected = new
+        self._handoff = asyncio.get_running_loop().create_future()
+        key = _plain_ticket(new.printer, new.copies, new.payload)
+        self._ahead = (key, None)
+        asyncio.get_running_loop().call_soon(self._render_ahead, key, new.payload, new.copies)
+        self._wake.set()
+
+    def _render_ahead(self, key: _TicketKey, payload: dict[str, Any], copies: int) -> None:
+        # At the loop's next turn: by then the order is with the job store's writer thread,
+        # which starts its commit before this rendering competes with it for the CPU.
+        if self._ahead is not None and self._ahead[0] is key and self._ahead[1] is None:
+            self._ahead = (key, self._rendering(payload, copies))
+
+    def expected(self, new: NewJob) -> bool:
+        """Any thread: whether this worker waits for ``new`` (so its job may be leased to it
+        as it is stored)."""
+        with self._claims:
+            return self._expected is new
+
+    def settle(self, new: NewJob, leased: Job | None) -> None:
+        """``new`` was committed (``leased``: its job, if leased to this worker) or refused
+        (None); wakes the worker either way."""
+        with self._claims:
+            mine = self._expected is new
+            if mine:
+                self._expected = None
+        if mine and self._handoff is not None and not self._handoff.done():
+            self._handoff.set_result(leased)
+            listener, self._on_settled = self._on_settled, None
+            if listener is not None:
+                # At once, not at the loop's next turn: a ticket ready now reaches the printer
+                # before the commit's callers resume to write their answers.
+                self._handoff = None
+                listener(leased)
+        self._wake.set()
+
+    def _await_settle(self, maker: _TicketMaker) -> None:
+        """Have ``maker`` told the expected order's job as soon as it is settled."""
+        handoff = self._handoff
+        assert handoff is not None
+        if handoff.done():
+            self._handoff = None
+            maker.settled(handoff.result())
+        else:
+            self._on_settled = maker.settled
 
     def resume(self) -> None:
         """The printer is known to work again (the monitor healed it): close the breaker and
@@ -124,6 +314,8 @@ class PrinterWorker:
         return self.line.locked()
 
     def request_stop(self) -> None:
+        with self._claims:
+            self._stopping = True
         self._stop.set()
         self._wake.set()
 
@@ -136,7 +328,28 @@ class PrinterWorker:
             except StoreError:
                 log.exception("printer %s: job store error; will try again", self.name)
                 await self._pause(self.retry.delay(1))
+        await self._give_back()
         log.info("printer %s: worker stopped", self.name)
+
+    async def _give_back(self) -> None:
+        """A job leased to this worker with its order that it did not start goes back to its
+        place in the queue, unmarked: it did not print."""
+        handoff, self._handoff = self._handoff, None
+        if handoff is None:
+            return
+        try:
+            job = await asyncio.wait_for(handoff, 5)
+        except TimeoutError:
+            log.error("printer %s: the order it waited for was not settled", self.name)
+            return
+        if job is not None:
+            await self._finish(
+                self.store.release,
+                job.id,
+                "not started: stopping",
+                maybe_printed=False,
+                count_attempt=False,
+            )
 
     async def _step(self) -> None:
         wait = self.breaker.ready_in()
@@ -151,12 +364,16 @@ class PrinterWorker:
         ):
             await self._probe()
             return
-        job = await asyncio.to_thread(
-            self.store.claim_next, self.name, self.owner, self.lease_seconds
-        )
-        if job is None:
-            await self._wake.wait()
-            return
+        job = None
+        # Waiting for an order being committed, the printer is reached meanwhile; otherwise
+        # only once there is a job (no connection at every idle wake).
+        if self._handoff is None:
+            job = await asyncio.to_thread(
+                self.store.claim_next, self.name, self.owner, self.lease_seconds
+            )
+            if job is None:
+                await self._wait_for_work()
+                return
         error = await self._attempt(job)
         await self._notify()
         if error is not None:
@@ -168,32 +385,79 @@ class PrinterWorker:
 
     # -- one ticket -----------------------------------------------------------------------
 
-    async def _attempt(self, job: Job) -> PrinterError | None:
-        """One delivery attempt; the printer error when it did not get through."""
-        try:
-            # Raster tickets take milliseconds of CPU: keep the event loop free meanwhile.
-            data = await asyncio.to_thread(
-                self.renderer, self.document(job), self.profile, job.copies
-            )
-        except Exception as exc:  # a job that cannot render will never print: fail it, visibly
-            log.exception("printer %s: job %d cannot be rendered", self.name, job.id)
-            await self._finish(self.store.mark_failed, job.id, f"cannot render: {exc}")
-            return None
-        heartbeat = asyncio.create_task(self._heartbeat(job.id))
+    async def _attempt(self, job: Job | None) -> PrinterError | None:
+        """One delivery attempt of ``job``, or (None) of the expected order's job once it is
+        settled (none: nothing happens); the printer error when it did not get through."""
+        attempt = _Attempt()
+        maker = _TicketMaker(self, attempt)
+        if job is not None:
+            maker.leased(job)
+        else:
+            self._await_settle(maker)
+        ticket = maker.ticket
+        heartbeat = asyncio.create_task(self._heartbeat(maker.job))
         try:
             async with self.line:
-                detail, confirmed = await self._deliver(data)
+                confirmed = await self._deliver(ticket, attempt)
         except PrinterError as exc:
-            await self._failed(job, exc)
+            await self._wait_out(ticket)  # the printer failed first: let the lease finish
+            if attempt.job is None:
+                self._record_failure(str(exc), plain_problem(exc))
+                return exc
+            await self._failed(attempt.job, exc)
             return exc
+        except _NoJob:
+            return None
+        except _Unrenderable as exc:  # a job that cannot render will never print: fail it
+            assert attempt.job is not None
+            log.error(
+                "printer %s: job %d cannot be rendered", self.name, attempt.job.id, exc_info=exc
+            )
+            await self._finish(
+                self.store.mark_failed, attempt.job.id, f"cannot render: {exc.__cause__}"
+            )
+            return None
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
+        assert attempt.job is not None
         self._succeeded()
-        mark = self.store.mark_printed if confirmed else self.store.mark_sent
-        await self._finish(mark, job.id, detail)
+        if confirmed:
+            mark = self.store.mark_printed
+            detail = f"{attempt.size} bytes to {self.transport.address}, printer confirmed"
+        else:
+            mark = self.store.mark_sent
+            detail = f"{attempt.size} bytes sent to {self.transport.address} (not confirmed)"
+        await self._finish(mark, attempt.job.id, detail)
         return None
+
+    def _render(self, job: Job) -> asyncio.Future[bytes]:
+        return self._in_thread(lambda: self.renderer(self.document(job), self.profile, job.copies))
+
+    def _rendering(self, payload: dict[str, Any], copies: int) -> asyncio.Future[bytes]:
+        """A ticket without banners."""
+        style = self.profile.style
+        return self._in_thread(
+            lambda: self.renderer(document_for(payload, style), self.profile, copies)
+        )
+
+    @staticmethod
+    def _in_thread(render: Callable[[], bytes]) -> asyncio.Future[bytes]:
+        # Raster tickets take milliseconds of CPU: keep the event loop free meanwhile. A plain
+        # executor future, not a task: when it is done the ticket is told one turn sooner.
+        return asyncio.get_running_loop().run_in_executor(None, render)
+
+    @staticmethod
+    async def _wait_out(ticket: asyncio.Future[bytes]) -> None:
+        """Wait for a ticket the transport gave up on before taking it: its job is then known.
+        A store error raises; not having a job or a ticket does not matter any more."""
+        await asyncio.wait([ticket])
+        if ticket.cancelled():
+            return
+        error = ticket.exception()
+        if error is not None and not isinstance(error, _NoJob | _Unrenderable):
+            raise error
 
     def document(self, job: Job) -> Document:
         """What ``job`` prints on this printer, banners (REPRINT, BACKUP FOR) included."""
@@ -207,11 +471,11 @@ class PrinterWorker:
             document = with_banner(document, f"ordered {accepted}")
         return document
 
-    async def _deliver(self, data: bytes) -> tuple[str, bool]:
-        """Send the ticket; (detail, confirmed by the printer)."""
+    async def _deliver(self, ticket: asyncio.Future[bytes], attempt: _Attempt) -> bool:
+        """Send the ticket; whether the printer confirmed it."""
         if not self.confirm or not self.transport.reads_status:
-            await self.transport.send(data)
-            return f"{len(data)} bytes sent to {self.transport.address} (not confirmed)", False
+            await self.transport.send(ticket)
+            return False
         dialect = status_dialect(self.profile.protocol)
         query = _query(dialect)
 
@@ -221,7 +485,7 @@ class PrinterWorker:
                 raise PrinterNotReady(f"printer not ready: {status.problem}")
 
         try:
-            reply = await self.transport.send(data, query, check=ready)
+            reply = await self.transport.send(ticket, query, check=ready)
         except PrinterNotReady as exc:
             if exc.bytes_written:
                 raise
@@ -232,8 +496,10 @@ class PrinterWorker:
         status = dialect.decode(reply)
         if not status.online:
             status = await self._explained(dialect, status, reply)
-            raise PrinterNotReady(f"printer not ready: {status.problem}", bytes_written=len(data))
-        return f"{len(data)} bytes to {self.transport.address}, printer confirmed", True
+            raise PrinterNotReady(
+                f"printer not ready: {status.problem}", bytes_written=attempt.size
+            )
+        return True
 
     async def _explained(
         self, dialect: StatusDialect, status: PrinterStatus, reply: bytes | None = None
@@ -276,7 +542,15 @@ class PrinterWorker:
             # The lease ran out and the job was recovered: it prints again, marked REPRINT.
             log.error("printer %s: job %d: %s", self.name, job_id, exc)
 
-    async def _heartbeat(self, job_id: int) -> None:
+    async def _heartbeat(self, leased: asyncio.Future[Job | None]) -> None:
+        try:
+            # Shielded: stopping the heartbeat must not cancel what the ticket waits for.
+            job = await asyncio.shield(leased)
+        except Exception:  # the attempt itself reports a failed claim
+            return
+        if job is None:
+            return
+        job_id = job.id
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
             try:
@@ -346,6 +620,13 @@ class PrinterWorker:
     async def _notify(self) -> None:
         async with self.progress:
             self.progress.notify_all()
+
+    async def _wait_for_work(self) -> None:
+        self.idle.set()
+        try:
+            await self._wake.wait()
+        finally:
+            self.idle.clear()
 
     async def _pause(self, seconds: float) -> None:
         """Wait, but stop at once when asked to, or when the monitor says the printer works

@@ -12,9 +12,11 @@ item alone (its caller gets it raised). If ``commit`` raises, the batch did not 
 caller of the batch gets that exception and none a result. Items are committed in submission
 order, and each caller is answered only after its batch's commit returned.
 
-A caller may pass ``committed``: called with its result on the caller's loop once the batch is
-on disk, before any caller of the batch resumes (a printer worker woken from there starts on
-the order while its HTTP answer is still being written).
+A caller may pass ``settled``: called exactly once with its item's outcome (the result once the
+batch is on disk, or the exception that refused it, ``GroupCommitClosed`` included), on the
+caller's loop, before any caller of the batch resumes (a printer worker woken from there starts
+on the order while its HTTP answer is still being written). It is called even if the caller
+was cancelled meanwhile, so whatever was arranged for the item can always be concluded.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ R = TypeVar("R")
 _RECENT = 1000
 
 
-_Answer = tuple[asyncio.Future[R], R | BaseException, Callable[[R], None] | None]
+#: See the module's doc.
+Settled = Callable[[R | BaseException], None]
+_Answer = tuple[asyncio.Future[R], R | BaseException, Settled[R] | None]
 
 
 class GroupCommitClosed(RuntimeError):
@@ -50,7 +54,7 @@ class _Waiting(Generic[T, R]):
     item: T
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[R]
-    committed: Callable[[R], None] | None = None
+    settled: Settled[R] | None = None
 
 
 class GroupCommit(Generic[T, R]):
@@ -75,18 +79,21 @@ class GroupCommit(Generic[T, R]):
         #: Items of the batch being committed now (0 while the writer waits for work).
         self.in_flight = 0
 
-    async def submit(self, item: T, committed: Callable[[R], None] | None = None) -> R:
+    async def submit(self, item: T, settled: Settled[R] | None = None) -> R:
         """Commit ``item`` with whatever else is waiting; its result once that is on disk
-        (``committed`` is called with it first, see the module's doc)."""
+        (``settled`` is called with its outcome first, see the module's doc)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         with self._lock:  # so that nothing is queued behind close()'s end marker
             if self._closed:
-                raise GroupCommitClosed(f"{self._name} is closed")
+                closed = GroupCommitClosed(f"{self._name} is closed")
+                if settled is not None:
+                    _settle(settled, closed)
+                raise closed
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
-            self._queue.put(_Waiting(item, loop, future, committed))
+            self._queue.put(_Waiting(item, loop, future, settled))
         # Cancelling the caller does not withdraw the item (it may be committing already),
         # as with a write handed to a thread pool.
         return await future
@@ -143,7 +150,7 @@ class GroupCommit(Generic[T, R]):
         """One callback per event loop answers all of the batch's callers on that loop."""
         by_loop: dict[asyncio.AbstractEventLoop, list[_Answer[R]]] = {}
         for waiting, outcome in zip(batch, outcomes, strict=True):
-            answer = (waiting.future, outcome, waiting.committed)
+            answer = (waiting.future, outcome, waiting.settled)
             by_loop.setdefault(waiting.loop, []).append(answer)
         for loop, answers in by_loop.items():
             # A loop closed meanwhile has nobody left waiting on it.
@@ -152,12 +159,9 @@ class GroupCommit(Generic[T, R]):
 
 
 def _resolve(answers: list[_Answer[R]]) -> None:
-    for _, outcome, committed in answers:
-        if committed is not None and not isinstance(outcome, BaseException):
-            try:
-                committed(outcome)
-            except Exception:  # the order is on disk all the same: its caller must hear so
-                log.exception("group commit: a committed-callback failed")
+    for _, outcome, settled in answers:
+        if settled is not None:
+            _settle(settled, outcome)
     for future, outcome, _ in answers:
         if future.done():  # the caller was cancelled
             continue
@@ -165,3 +169,10 @@ def _resolve(answers: list[_Answer[R]]) -> None:
             future.set_exception(outcome)
         else:
             future.set_result(outcome)
+
+
+def _settle(settled: Settled[R], outcome: R | BaseException) -> None:
+    try:
+        settled(outcome)
+    except Exception:  # the outcome stands all the same: its caller must hear it
+        log.exception("group commit: a settled-callback failed")

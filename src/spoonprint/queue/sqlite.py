@@ -4,6 +4,7 @@ lease that is no longer the caller's), raises InvalidTransition instead of overw
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -23,7 +24,7 @@ from spoonprint.domain.job import (
     can_transition,
 )
 from spoonprint.errors import InvalidTransition, JobNotFound, StoreUnavailable
-from spoonprint.queue.group_commit import GroupCommit
+from spoonprint.queue.group_commit import GroupCommit, Settled
 
 log = logging.getLogger("spoonprint.jobs")
 
@@ -34,6 +35,9 @@ JOB_COLUMNS = (
 )
 #: The printers that have jobs, found by skipping through the (printer, state, id) index (one
 #: lookup each, however many jobs), then each one's waiting jobs counted in that index.
+#: Whether a job of the printer older than a given one still waits (queued or printing).
+_OLDER_PENDING = "SELECT 1 FROM jobs WHERE printer = ? AND state IN (?, ?) AND id < ? LIMIT 1"
+
 _COUNT_PENDING = """
     WITH RECURSIVE printers(name) AS (
         SELECT MIN(printer) FROM jobs
@@ -59,8 +63,13 @@ class SqliteJobStore:
         self._clock = clock
         # Its writer thread starts with the first order.
         self._group: GroupCommit[NewJob, tuple[Job, bool]] = GroupCommit(
-            self.enqueue_many, name="job-store-writer"
+            self._enqueue_batch, name="job-store-writer"
         )
+        #: Asked in the writer thread, inside the transaction that stores an order that came
+        #: through :meth:`enqueue_async`: (owner, lease seconds) to lease the new job to at
+        #: once (a worker waiting for exactly that order), or None to leave it queued. The
+        #: lease is then on disk with the order: one commit, one fsync, for both.
+        self.lease_new: Callable[[NewJob, Job], tuple[str, float] | None] | None = None
 
     @classmethod
     def open(cls, data_dir: Path) -> SqliteJobStore:
@@ -80,16 +89,24 @@ class SqliteJobStore:
         return outcome
 
     async def enqueue_async(
-        self, new: NewJob, committed: Callable[[tuple[Job, bool]], None] | None = None
+        self, new: NewJob, settled: Settled[tuple[Job, bool]] | None = None
     ) -> tuple[Job, bool]:
         """:meth:`enqueue` for callers on an event loop: committed in one transaction (one
         fsync) with the other callers' jobs waiting meanwhile, by one writer thread; returns
-        once that transaction is on disk, as :meth:`enqueue` does. ``committed`` is called
-        with the outcome on the loop as soon as it is on disk, before the batch's callers
-        resume (see :mod:`spoonprint.queue.group_commit`)."""
-        return await self._group.submit(new, committed)
+        once that transaction is on disk, as :meth:`enqueue` does. ``settled`` is called with
+        the outcome (or the error) on the loop first, before the batch's callers resume (see
+        :mod:`spoonprint.queue.group_commit`). The new job may come back already leased
+        (``printing``): see :attr:`lease_new`."""
+        return await self._group.submit(new, settled)
 
-    def enqueue_many(self, news: Sequence[NewJob]) -> list[tuple[Job, bool] | Exception]:
+    def _enqueue_batch(self, news: Sequence[NewJob]) -> list[tuple[Job, bool] | Exception]:
+        return self.enqueue_many(news, lease=self.lease_new)
+
+    def enqueue_many(
+        self,
+        news: Sequence[NewJob],
+        lease: Callable[[NewJob, Job], tuple[str, float] | None] | None = None,
+    ) -> list[tuple[Job, bool] | Exception]:
         """Commit new jobs in one transaction, in order; per job, what :meth:`enqueue` would
         return (a duplicate of an earlier job of the same batch included) or the error that
         refused that job alone (its changes undone, the others kept). Raises, with nothing
@@ -98,11 +115,15 @@ class SqliteJobStore:
         outcomes: list[tuple[Job, bool] | Exception] = []
         with self._lock, transaction(self._conn):
             for new in news:
-                outcomes.append(self._enqueue_one(new, now))
+                outcomes.append(self._enqueue_one(new, now, lease))
         for outcome in outcomes:
             if not isinstance(outcome, Exception) and outcome[1]:
                 job = outcome[0]
                 log.info("job %d%s: queued for printer %s", job.id, _label(job), job.printer)
+                if job.state is JobState.PRINTING:
+                    log.info(
+                        "job %d: queued -> printing (attempt 1, leased with the order)", job.id
+                    )
         return outcomes
 
     def reprint(self, job_id: int) -> Job:
@@ -308,12 +329,19 @@ class SqliteJobStore:
 
     # -- internals (caller holds the lock) -------------------------------------------------
 
-    def _enqueue_one(self, new: NewJob, now: float) -> tuple[Job, bool] | Exception:
-        """Insert one job inside the caller's transaction, under a savepoint so that an error
-        undoes this job only."""
+    def _enqueue_one(
+        self,
+        new: NewJob,
+        now: float,
+        lease: Callable[[NewJob, Job], tuple[str, float] | None] | None,
+    ) -> tuple[Job, bool] | Exception:
+        """Insert one job (leased at once when ``lease`` says so) inside the caller's
+        transaction, under a savepoint so that an error undoes this job only."""
         self._conn.execute("SAVEPOINT enqueue_one")
         try:
             outcome = self._insert(new, now)
+            if lease is not None and outcome[1]:
+                outcome = (self._lease_at_once(new, outcome[0], now, lease), True)
         except Exception as exc:
             if not self._conn.in_transaction:
                 raise  # SQLite rolled the whole transaction back: no job of it stays
@@ -324,6 +352,33 @@ class SqliteJobStore:
             return exc
         self._conn.execute("RELEASE enqueue_one")
         return outcome
+
+    def _lease_at_once(
+        self,
+        new: NewJob,
+        job: Job,
+        now: float,
+        lease: Callable[[NewJob, Job], tuple[str, float] | None],
+    ) -> Job:
+        """``queued -> printing`` in the transaction that stored ``job``, when ``lease`` names
+        an owner and no older job of its printer is still waiting (order first)."""
+        if (
+            new.maybe_printed
+            or self._conn.execute(_OLDER_PENDING, (job.printer, *PENDING_STATES, job.id)).fetchone()
+        ):
+            return job
+        taken = lease(new, job)
+        if taken is None:
+            return job
+        owner, seconds = taken
+        self._conn.execute(
+            "UPDATE jobs SET state = ?, lease_owner = ?, lease_expires = ? WHERE id = ?",
+            (JobState.PRINTING, owner, now + seconds, job.id),
+        )
+        self._add_event(job.id, JobState.QUEUED, JobState.PRINTING, "attempt 1", now)
+        return dataclasses.replace(
+            job, state=JobState.PRINTING, lease_owner=owner, lease_expires=now + seconds
+        )
 
     def _insert(self, new: NewJob, now: float) -> tuple[Job, bool]:
         existing = self._find_duplicate(new)
