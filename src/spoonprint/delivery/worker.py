@@ -16,7 +16,9 @@ attempts at a printer that keeps failing and probes it with status requests inst
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -88,6 +90,19 @@ class Failover:
     after: float
     #: Wakes the backup printer's worker once jobs were moved to it.
     wake_backup: Callable[[], None]
+
+
+#: A ticket being rendered in a thread. Not wrapped for the event loop: when the job is leased
+#: after its rendering finished, the ticket is ready at once, without waiting for the loop to
+#: be told (a turn in which the HTTP answers would be written first).
+Rendering = concurrent.futures.Future[bytes]
+
+
+@functools.cache
+def _render_pool() -> concurrent.futures.ThreadPoolExecutor:
+    # Two threads: one ticket ahead while another prints, for any number of printers; more
+    # would not render faster, sharing one interpreter lock.
+    return concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="spoonprint-render")
 
 
 class _NoJob(Exception):
@@ -174,12 +189,12 @@ class _TicketMaker:
         self.attempt.job = job
         if rendering is None:
             rendering = self.worker._render(job)
-        if rendering.done():
+        if rendering.done():  # done in its thread: no need to wait for the loop to hear it
             self._rendered(rendering)
         else:
-            rendering.add_done_callback(self._rendered)
+            asyncio.wrap_future(rendering).add_done_callback(self._rendered)
 
-    def _rendered(self, rendering: asyncio.Future[bytes]) -> None:
+    def _rendered(self, rendering: Rendering | asyncio.Future[bytes]) -> None:
         if self.ticket.done():
             return
         if rendering.cancelled():
@@ -229,7 +244,7 @@ class PrinterWorker:
     idle: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     #: A ticket being rendered ahead, for an order being committed (see :meth:`expect`).
     #: (None until it is handed to a thread, at the loop's next turn.)
-    _ahead: tuple[_TicketKey, asyncio.Future[bytes] | None] | None = field(default=None, init=False)
+    _ahead: tuple[_TicketKey, Rendering | None] | None = field(default=None, init=False)
     #: Guards the three below: the job store's writer thread reads them (:meth:`expected`).
     _claims: threading.Lock = field(default_factory=threading.Lock, init=False)
     _stopping: bool = field(default=False, init=False)
@@ -432,10 +447,10 @@ class PrinterWorker:
         await self._finish(mark, attempt.job.id, detail)
         return None
 
-    def _render(self, job: Job) -> asyncio.Future[bytes]:
+    def _render(self, job: Job) -> Rendering:
         return self._in_thread(lambda: self.renderer(self.document(job), self.profile, job.copies))
 
-    def _rendering(self, payload: dict[str, Any], copies: int) -> asyncio.Future[bytes]:
+    def _rendering(self, payload: dict[str, Any], copies: int) -> Rendering:
         """A ticket without banners."""
         style = self.profile.style
         return self._in_thread(
@@ -443,10 +458,9 @@ class PrinterWorker:
         )
 
     @staticmethod
-    def _in_thread(render: Callable[[], bytes]) -> asyncio.Future[bytes]:
-        # Raster tickets take milliseconds of CPU: keep the event loop free meanwhile. A plain
-        # executor future, not a task: when it is done the ticket is told one turn sooner.
-        return asyncio.get_running_loop().run_in_executor(None, render)
+    def _in_thread(render: Callable[[], bytes]) -> Rendering:
+        # Raster tickets take milliseconds of CPU: keep the event loop free meanwhile.
+        return _render_pool().submit(render)
 
     @staticmethod
     async def _wait_out(ticket: asyncio.Future[bytes]) -> None:
