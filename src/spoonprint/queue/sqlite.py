@@ -362,13 +362,10 @@ class SqliteJobStore:
     ) -> Job:
         """``queued -> printing`` in the transaction that stored ``job``, when ``lease`` names
         an owner and no older job of its printer is still waiting (order first)."""
-        if (
-            new.maybe_printed
-            or self._conn.execute(_OLDER_PENDING, (job.printer, *PENDING_STATES, job.id)).fetchone()
-        ):
-            return job
-        taken = lease(new, job)
-        if taken is None:
+        taken = None if new.maybe_printed else lease(new, job)
+        # Asked second: most orders are not waited for (their printer is busy).
+        older = (job.printer, *PENDING_STATES, job.id)
+        if taken is None or self._conn.execute(_OLDER_PENDING, older).fetchone():
             return job
         owner, seconds = taken
         self._conn.execute(
