@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ import pytest
 from spoonprint.db import DB_FILENAME, MIGRATIONS
 from spoonprint.domain.job import Job, JobState, NewJob
 from spoonprint.errors import InvalidTransition, JobNotFound, StoreUnavailable
-from spoonprint.queue.sqlite import SqliteJobStore
+from spoonprint.queue.sqlite import LeaseNew, SqliteJobStore
 
 
 @pytest.fixture
@@ -245,7 +245,7 @@ def test_pending_counted_per_printer(store: SqliteJobStore) -> None:
 # -- a new job leased in the transaction that stores it -------------------------------------
 
 
-def lease_to(owner: str, expected: set[str]) -> Callable[[NewJob, Job], tuple[str, float] | None]:
+def lease_to(owner: str, expected: set[str]) -> LeaseNew:
     """Leases a new job to ``owner`` (for 30 s) when its order id is in ``expected``."""
 
     def lease(order: NewJob, job: Job) -> tuple[str, float] | None:

@@ -113,14 +113,6 @@ class _Unrenderable(Exception):
     """The claimed job cannot be rendered (the cause is chained)."""
 
 
-@dataclass
-class _Attempt:
-    """What one attempt learns as it goes: the job it leased and the size of its ticket."""
-
-    job: Job | None = None
-    size: int = 0
-
-
 #: What a ticket without banners depends on: its printer, copies and payload.
 _TicketKey = tuple[str, int, dict[str, Any]]
 
@@ -143,14 +135,14 @@ class _TicketMaker:
     the ticket is too, before the commit's callers resume (so the printer gets its first bytes
     before the HTTP answers are written)."""
 
-    def __init__(self, worker: PrinterWorker, attempt: _Attempt) -> None:
+    def __init__(self, worker: PrinterWorker) -> None:
         self.worker = worker
-        self.attempt = attempt
-        loop = asyncio.get_running_loop()
         #: The ticket's bytes; _NoJob, _Unrenderable or a store error.
-        self.ticket: asyncio.Future[bytes] = loop.create_future()
-        #: The leased job, or None when there was none.
-        self.job: asyncio.Future[Job | None] = loop.create_future()
+        self.ticket: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        #: The job leased for this attempt, once known.
+        self.job: Job | None = None
+        #: The ticket's size, once made.
+        self.size = 0
 
     def settled(self, job: Job | None) -> None:
         """The expected order's job, leased with it, or None: then lease the oldest queued."""
@@ -174,21 +166,11 @@ class _TicketMaker:
             self.leased(claim.result())
 
     def leased(self, job: Job | None) -> None:
-        ahead, self.worker._ahead = self.worker._ahead, None
-        rendering = None
-        if ahead is not None:
-            if job is not None and ahead[0] == _ticket_key(job):
-                rendering = ahead[1]  # None if not started yet: then rendered now
-            elif ahead[1] is not None:
-                ahead[1].cancel()
-        if not self.job.done():
-            self.job.set_result(job)
-        if job is None:
+        rendering = self.worker._rendering_for(job)
+        if job is None or rendering is None:
             self._fail(_NoJob())
             return
-        self.attempt.job = job
-        if rendering is None:
-            rendering = self.worker._render(job)
+        self.job = job
         if rendering.done():  # done in its thread: no need to wait for the loop to hear it
             self._rendered(rendering)
         else:
@@ -205,13 +187,11 @@ class _TicketMaker:
             self.ticket.set_exception(unrenderable)
         else:
             data = rendering.result()
-            self.attempt.size = len(data)
+            self.size = len(data)
             self.ticket.set_result(data)
 
     def _fail(self, error: BaseException) -> None:
         """No ticket: ``error`` says why."""
-        if not self.job.done():
-            self.job.set_result(None)
         if not self.ticket.done():
             self.ticket.set_exception(error)
 
@@ -265,17 +245,19 @@ class PrinterWorker:
         transaction (see :meth:`expected`). Whoever commits the order must then call
         :meth:`settle` with it. The ticket rendered ahead is used only for a job whose ticket
         it is (same printer, copies and order, no banner)."""
-        ready = self.breaker.state is BreakerState.CLOSED and self.breaker.ready_in() <= 0
-        if not self.idle.is_set() or new.maybe_printed or not ready:
+        if not self.idle.is_set() or new.maybe_printed:  # busy: the usual case under load
+            return
+        if self.breaker.state is not BreakerState.CLOSED or self.breaker.ready_in() > 0:
             return
         with self._claims:
             if self._stopping or self._expected is not None or self._handoff is not None:
                 return
             self._expected = new
-        self._handoff = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._handoff = loop.create_future()
         key = _plain_ticket(new.printer, new.copies, new.payload)
         self._ahead = (key, None)
-        asyncio.get_running_loop().call_soon(self._render_ahead, key, new.payload, new.copies)
+        loop.call_soon(self._render_ahead, key, new.payload, new.copies)
         self._wake.set()
 
     def _render_ahead(self, key: _TicketKey, payload: dict[str, Any], copies: int) -> None:
@@ -403,49 +385,59 @@ class PrinterWorker:
     async def _attempt(self, job: Job | None) -> PrinterError | None:
         """One delivery attempt of ``job``, or (None) of the expected order's job once it is
         settled (none: nothing happens); the printer error when it did not get through."""
-        attempt = _Attempt()
-        maker = _TicketMaker(self, attempt)
+        maker = _TicketMaker(self)
         if job is not None:
             maker.leased(job)
         else:
             self._await_settle(maker)
-        ticket = maker.ticket
-        heartbeat = asyncio.create_task(self._heartbeat(maker.job))
+        heartbeat = asyncio.create_task(self._heartbeat(maker))
         try:
             async with self.line:
-                confirmed = await self._deliver(ticket, attempt)
+                confirmed = await self._deliver(maker)
         except PrinterError as exc:
-            await self._wait_out(ticket)  # the printer failed first: let the lease finish
-            if attempt.job is None:
+            await self._wait_out(maker.ticket)  # the printer failed first: let the lease finish
+            if maker.job is None:
                 self._record_failure(str(exc), plain_problem(exc))
                 return exc
-            await self._failed(attempt.job, exc)
+            await self._failed(maker.job, exc)
             return exc
         except _NoJob:
             return None
         except _Unrenderable as exc:  # a job that cannot render will never print: fail it
-            assert attempt.job is not None
+            assert maker.job is not None
             log.error(
-                "printer %s: job %d cannot be rendered", self.name, attempt.job.id, exc_info=exc
+                "printer %s: job %d cannot be rendered", self.name, maker.job.id, exc_info=exc
             )
             await self._finish(
-                self.store.mark_failed, attempt.job.id, f"cannot render: {exc.__cause__}"
+                self.store.mark_failed, maker.job.id, f"cannot render: {exc.__cause__}"
             )
             return None
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
-        assert attempt.job is not None
+        assert maker.job is not None
         self._succeeded()
         if confirmed:
             mark = self.store.mark_printed
-            detail = f"{attempt.size} bytes to {self.transport.address}, printer confirmed"
+            detail = f"{maker.size} bytes to {self.transport.address}, printer confirmed"
         else:
             mark = self.store.mark_sent
-            detail = f"{attempt.size} bytes sent to {self.transport.address} (not confirmed)"
-        await self._finish(mark, attempt.job.id, detail)
+            detail = f"{maker.size} bytes sent to {self.transport.address} (not confirmed)"
+        await self._finish(mark, maker.job.id, detail)
         return None
+
+    def _rendering_for(self, job: Job | None) -> Rendering | None:
+        """``job``'s ticket: the one rendered ahead if it is that ticket, else rendered now;
+        a rendering ahead for anything else is dropped. None when there is no job."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            key, rendering = ahead
+            if job is not None and rendering is not None and key == _ticket_key(job):
+                return rendering
+            if rendering is not None:
+                rendering.cancel()
+        return None if job is None else self._render(job)
 
     def _render(self, job: Job) -> Rendering:
         return self._in_thread(lambda: self.renderer(self.document(job), self.profile, job.copies))
@@ -485,8 +477,9 @@ class PrinterWorker:
             document = with_banner(document, f"ordered {accepted}")
         return document
 
-    async def _deliver(self, ticket: asyncio.Future[bytes], attempt: _Attempt) -> bool:
+    async def _deliver(self, maker: _TicketMaker) -> bool:
         """Send the ticket; whether the printer confirmed it."""
+        ticket = maker.ticket
         if not self.confirm or not self.transport.reads_status:
             await self.transport.send(ticket)
             return False
@@ -510,9 +503,7 @@ class PrinterWorker:
         status = dialect.decode(reply)
         if not status.online:
             status = await self._explained(dialect, status, reply)
-            raise PrinterNotReady(
-                f"printer not ready: {status.problem}", bytes_written=attempt.size
-            )
+            raise PrinterNotReady(f"printer not ready: {status.problem}", bytes_written=maker.size)
         return True
 
     async def _explained(
@@ -556,17 +547,13 @@ class PrinterWorker:
             # The lease ran out and the job was recovered: it prints again, marked REPRINT.
             log.error("printer %s: job %d: %s", self.name, job_id, exc)
 
-    async def _heartbeat(self, leased: asyncio.Future[Job | None]) -> None:
-        try:
-            # Shielded: stopping the heartbeat must not cancel what the ticket waits for.
-            job = await asyncio.shield(leased)
-        except Exception:  # the attempt itself reports a failed claim
-            return
-        if job is None:
-            return
-        job_id = job.id
+    async def _heartbeat(self, maker: _TicketMaker) -> None:
+        """Renew the lease of the attempt's job, once it is known, until cancelled."""
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
+            if maker.job is None:
+                continue  # not leased yet (its lease, if it comes, is fresh)
+            job_id = maker.job.id
             try:
                 await asyncio.to_thread(
                     self.store.heartbeat, job_id, self.owner, self.lease_seconds

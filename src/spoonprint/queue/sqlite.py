@@ -28,16 +28,20 @@ from spoonprint.queue.group_commit import GroupCommit, Settled
 
 log = logging.getLogger("spoonprint.jobs")
 
+#: Asked, storing a new job for an order: (owner, lease seconds) to lease it to at once, or
+#: None (see :attr:`SqliteJobStore.lease_new`).
+LeaseNew = Callable[[NewJob, Job], tuple[str, float] | None]
+
 JOB_COLUMNS = (
     "id, printer, state, payload, copies, order_id, idempotency_key, created_at, updated_at,"
     " printed_at, attempts, last_error, maybe_printed, lease_owner, lease_expires,"
     " original_printer, reprint_of, submitted_by"
 )
-#: The printers that have jobs, found by skipping through the (printer, state, id) index (one
-#: lookup each, however many jobs), then each one's waiting jobs counted in that index.
 #: Whether a job of the printer older than a given one still waits (queued or printing).
 _OLDER_PENDING = "SELECT 1 FROM jobs WHERE printer = ? AND state IN (?, ?) AND id < ? LIMIT 1"
 
+#: The printers that have jobs, found by skipping through the (printer, state, id) index (one
+#: lookup each, however many jobs), then each one's waiting jobs counted in that index.
 _COUNT_PENDING = """
     WITH RECURSIVE printers(name) AS (
         SELECT MIN(printer) FROM jobs
@@ -69,7 +73,7 @@ class SqliteJobStore:
         #: through :meth:`enqueue_async`: (owner, lease seconds) to lease the new job to at
         #: once (a worker waiting for exactly that order), or None to leave it queued. The
         #: lease is then on disk with the order: one commit, one fsync, for both.
-        self.lease_new: Callable[[NewJob, Job], tuple[str, float] | None] | None = None
+        self.lease_new: LeaseNew | None = None
 
     @classmethod
     def open(cls, data_dir: Path) -> SqliteJobStore:
@@ -105,7 +109,7 @@ class SqliteJobStore:
     def enqueue_many(
         self,
         news: Sequence[NewJob],
-        lease: Callable[[NewJob, Job], tuple[str, float] | None] | None = None,
+        lease: LeaseNew | None = None,
     ) -> list[tuple[Job, bool] | Exception]:
         """Commit new jobs in one transaction, in order; per job, what :meth:`enqueue` would
         return (a duplicate of an earlier job of the same batch included) or the error that
@@ -333,7 +337,7 @@ class SqliteJobStore:
         self,
         new: NewJob,
         now: float,
-        lease: Callable[[NewJob, Job], tuple[str, float] | None] | None,
+        lease: LeaseNew | None,
     ) -> tuple[Job, bool] | Exception:
         """Insert one job (leased at once when ``lease`` says so) inside the caller's
         transaction, under a savepoint so that an error undoes this job only."""
@@ -358,7 +362,7 @@ class SqliteJobStore:
         new: NewJob,
         job: Job,
         now: float,
-        lease: Callable[[NewJob, Job], tuple[str, float] | None],
+        lease: LeaseNew,
     ) -> Job:
         """``queued -> printing`` in the transaction that stored ``job``, when ``lease`` names
         an owner and no older job of its printer is still waiting (order first)."""
