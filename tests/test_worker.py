@@ -346,9 +346,11 @@ def test_an_order_that_is_not_stored_leaves_nothing_on_paper() -> None:
     async def scenario() -> None:
         async with Harness(served=True) as h:
             await h.until_idle()
-            counting = h.worker.renderer = CountingRenderer()
+            started = threading.Event()
+            counting = h.worker.renderer = CountingRenderer(on_render=started.set)
             new = NewJob("kitchen", {"text": "never stored"})
             h.worker.expect(new)
+            assert await asyncio.to_thread(started.wait, 5)  # its ticket is being rendered
             h.worker.settle(new, None)  # its commit failed (the disk was full, say)
             await h.until_idle()
             job_id = h.submit("stored")
