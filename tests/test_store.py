@@ -307,3 +307,15 @@ def test_orders_through_the_writer_thread_are_leased_as_lease_new_says(
     leased, queued = asyncio.run(main())
     assert (leased.state, queued.state) == (JobState.PRINTING, JobState.QUEUED)
     assert store.enqueue(new(order_id="A-2"))[0].state is JobState.QUEUED  # not that way
+
+
+def test_no_second_lease_on_a_printer_for_an_older_job_moved_to_it(store: SqliteJobStore) -> None:
+    """Found by the property test of job states: a failed printer's jobs moved to its backup
+    are older (lower ids) than the one the backup is printing, and were leased beside it."""
+    kitchen, _ = store.enqueue(new("kitchen"))
+    bar, _ = store.enqueue(new("bar"))
+    assert store.claim_next("bar", "w1").id == bar.id  # type: ignore[union-attr]
+    store.move_to_backup("kitchen", "bar")
+    assert store.claim_next("bar", "w2") is None  # one ticket at a time
+    store.mark_printed(bar.id, owner="w1")
+    assert store.claim_next("bar", "w1").id == kitchen.id  # type: ignore[union-attr]

@@ -192,15 +192,22 @@ class SqliteJobStore:
     # -- printing -------------------------------------------------------------------------
 
     def claim_next(self, printer: str, owner: str = "", lease_seconds: float = 30.0) -> Job | None:
-        """Lease the printer's oldest queued job (``queued -> printing``). Nothing while an
-        older job of that printer is still ``printing`` under someone's lease: order first."""
+        """Lease the printer's oldest queued job (``queued -> printing``). Nothing while a job
+        of that printer is still ``printing`` under someone's lease: one ticket at a time, in
+        order (a job moved here from a failed printer may be older than the one printing)."""
         with self._lock:
-            row = self._conn.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE printer = ? AND state IN (?, ?)"
-                " ORDER BY id LIMIT 1",
-                (printer, JobState.QUEUED, JobState.PRINTING),
+            printing = self._conn.execute(
+                "SELECT 1 FROM jobs WHERE printer = ? AND state = ? LIMIT 1",
+                (printer, JobState.PRINTING),
             ).fetchone()
-            if row is None or row[2] != JobState.QUEUED:
+            if printing is not None:
+                return None
+            row = self._conn.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE printer = ? AND state = ?"
+                " ORDER BY id LIMIT 1",
+                (printer, JobState.QUEUED),
+            ).fetchone()
+            if row is None:
                 return None
             job = job_from_row(row)
             return self._transition(
