@@ -159,6 +159,14 @@ class Server:
                 raise TimeoutError(f"job {job_id} did not get there: {job}")
             time.sleep(0.02)
 
+    def wait_for_log(self, text: str, timeout: float = 10.0) -> None:
+        """Poll the server's output (another process's file) until it holds ``text``."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log.read_text(errors="replace"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the server never logged {text!r}")
+            time.sleep(0.02)
+
     def close(self) -> None:
         for client in self.clients:
             client.close()

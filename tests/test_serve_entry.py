@@ -12,6 +12,7 @@ import typer.main
 
 from spoonprint.cli import serve
 from spoonprint.cli.app import app
+from spoonprint.emulator.virtual_printer import VirtualPrinterThread
 
 from .conftest import ServerFactory
 from .conftest import run_spoonprint as spoonprint
@@ -20,6 +21,8 @@ from .conftest import run_spoonprint as spoonprint
 CLI_ONLY = ("typer", "rich", "httpx", "spoonprint.cli.app", "spoonprint.cli.commands")
 #: Modules the server loads when first needed (the first scrape), or never (WebSockets).
 LATER = ("prometheus_client", "spoonprint.http.prometheus", "websockets", "wsproto")
+#: The rendering code, loaded in the background once the server listens (or by a first ticket).
+RENDERING = ("PIL", "spoonprint.render.base")
 IMPORTED = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)$", re.MULTILINE)
 
 #: Command lines for ``spoonprint serve``: well formed, unusual and wrong.
@@ -66,6 +69,23 @@ def test_a_running_server_never_imported_the_command_line_framework_nor_promethe
     assert "spoonprint.server" in imported  # the log does list the server's imports
     assert sorted(m for m in imported if m.split(".")[0] in CLI_ONLY or m in CLI_ONLY) == []
     assert sorted(m for m in imported if m.split(".")[0] in LATER or m in LATER) == []
+
+
+def test_the_rendering_code_loads_after_the_server_listens(
+    make_server: ServerFactory, printer: VirtualPrinterThread
+) -> None:
+    # A printer of its own: without one the built-in virtual printer, which draws its paper
+    # with the imaging library, would start with the server.
+    kitchen = {"name": "kitchen", "uri": f"tcp://127.0.0.1:{printer.port}"}
+    server = make_server([kitchen], PYTHONPROFILEIMPORTTIME="1")
+    server.wait_for_log("ticket font: ")  # the background warm-up has rendered a sample
+    server.stop()
+    log = server.log.read_text(errors="replace")
+    listening = log.index("Uvicorn running on")
+    loaded = {m.group(1): m.start() for m in reversed(list(IMPORTED.finditer(log)))}
+    assert {module: loaded[module] > listening for module in RENDERING} == dict.fromkeys(
+        RENDERING, True
+    )
 
 
 @pytest.mark.parametrize("args", ARGVS, ids=" ".join)

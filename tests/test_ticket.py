@@ -21,6 +21,8 @@ def test_example_is_valid_and_amounts_stay_strings() -> None:
         ({"colour": "red"}, ("colour",)),
         ({"total": 105.6}, ("total",)),
         ({"total": "1,000"}, ("total",)),
+        ({"total": "\u0661\u0660\u0665.\u0666\u0660"}, ("total",)),  # Arabic-Indic digits
+        ({"subtotal": "\uff19\uff16"}, ("subtotal",)),  # full-width digits
         ({"items": [{"name": "x", "qty": 0}]}, ("items", 0, "qty")),
         ({"items": [{"name": "x", "spicy": True}]}, ("items", 0, "spicy")),
         ({"customer": {"email": "a@b"}}, ("customer", "email")),

@@ -28,8 +28,8 @@ from spoonprint.instance_lock import InstanceLock
 from spoonprint.queue.sqlite import SqliteJobStore
 from spoonprint.recovery.monitor import HealthMonitor
 from spoonprint.recovery.settings_store import RuntimeSettings
-from spoonprint.render.base import preview_png, renderer_for
-from spoonprint.render.fonts import Typeface, find_typeface
+from spoonprint.render.fonts import Typeface, typeface_at_start
+from spoonprint.render.loader import preview_png, renderer_for, warm_up
 from spoonprint.security.clients import parse_networks
 from spoonprint.security.events import SECURITY_LOG, SecurityLog
 from spoonprint.security.guard import BlockStore, Guard, SecurityPolicy
@@ -157,6 +157,13 @@ class Services:
             )
         )
         log.info("spoonprint %s ready; printers: %s", self.version, ", ".join(self.printers))
+
+    def warm_up(self) -> None:
+        """Load the rendering code in the background (see :func:`warm_up`): called once the
+        server listens, so that it does not delay the first answer."""
+        profiles = [config.profile() for config in self.configs.values()]
+        task = asyncio.to_thread(warm_up, self.typeface, profiles)
+        self._tasks.append(asyncio.create_task(task, name="render-warm-up"))
 
     # -- recovery -------------------------------------------------------------------------
 
@@ -312,8 +319,7 @@ def build(settings: Settings) -> Services:
     lock = InstanceLock(data_dir)
     lock.acquire()
     # Every printer may need to draw a line it cannot print as text: find the font at start.
-    typeface = find_typeface(settings.render.font, settings.render.font_index)
-    log.info("ticket font: %s (%s)", typeface.name, typeface.path)
+    typeface = typeface_at_start(settings.render.font, settings.render.font_index)
     store = SqliteJobStore.open(data_dir)
     env_key = settings.api_key.get_secret_value() if settings.api_key else None
     keys = KeyStore(connect(data_dir / DB_FILENAME))

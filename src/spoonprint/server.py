@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import socket
 
 import uvicorn
 
 from spoonprint import startup
-from spoonprint.app import build
+from spoonprint.app import Services, build
 from spoonprint.config import Settings
 from spoonprint.http.app import create_app
 from spoonprint.http.protocol import guarded_protocol
@@ -51,4 +52,17 @@ def serve(settings: Settings) -> None:
         ssl_certfile=str(security.tls_cert) if security.tls_cert else None,
         ssl_keyfile=str(security.tls_key) if security.tls_key else None,
     )
-    uvicorn.Server(config).run()
+    _Server(config, services).run()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the services when it has started listening."""
+
+    def __init__(self, config: uvicorn.Config, services: Services) -> None:
+        super().__init__(config)
+        self.services = services
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.services.warm_up()

@@ -44,7 +44,7 @@ from spoonprint.errors import (
     StoreError,
 )
 from spoonprint.queue.store import JobStore
-from spoonprint.render.base import Renderer
+from spoonprint.render.loader import Renderer
 from spoonprint.transports.base import StatusQuery, Transport
 
 log = logging.getLogger("spoonprint.worker")

@@ -46,7 +46,7 @@ from spoonprint.http.session import (
     Sessions,
 )
 from spoonprint.queue.history import JobHistory
-from spoonprint.render.base import preview_png
+from spoonprint.render.loader import preview_png
 from spoonprint.security.clients import parse_address
 from spoonprint.security.events import recent_events
 

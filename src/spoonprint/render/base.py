@@ -4,7 +4,6 @@ given a typeface loaded once at start)."""
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 
 from PIL import Image
 
@@ -13,11 +12,9 @@ from spoonprint.domain.profile import PrinterProfile, Protocol
 from spoonprint.render.escpos import render_escpos_raster, render_escpos_text
 from spoonprint.render.fonts import Typeface
 from spoonprint.render.layout import layout
+from spoonprint.render.loader import Renderer
 from spoonprint.render.raster import draw
 from spoonprint.render.star import render_star_graphic, render_star_line
-
-#: (document, profile, copies) -> bytes
-Renderer = Callable[[Document, PrinterProfile, int], bytes]
 
 
 def render_image(

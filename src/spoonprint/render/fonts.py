@@ -3,7 +3,11 @@
 Preference: a font file named in the config; then the bundled ``ticket-cjk.otf`` (a subset of
 Noto Sans Mono CJK HK covering all of Big5-HKSCS, on an exact half/full-width grid); then fonts
 the system has (Windows: Microsoft JhengHei, MingLiU; Linux: Noto Sans (Mono) CJK, AR PL UMing,
-WenQuanYi Zen Hei). Loading a font reads a file, so it happens once, at start.
+WenQuanYi Zen Hei). Loading a font reads a file, so it happens once per size.
+
+The imaging library is imported when a font is first loaded, not with this module: a server
+without a configured font starts on the bundled one (:func:`typeface_at_start`) and loads the
+imaging library after it is up (:mod:`spoonprint.render.loader`).
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-
-from PIL import Image, ImageDraw, ImageFont
+from typing import TYPE_CHECKING
 
 from spoonprint.errors import ConfigError
+
+if TYPE_CHECKING:
+    from PIL import ImageFont
 
 BUNDLED = Path(__file__).resolve().parent / "fonts" / "ticket-cjk.otf"
 #: A character every candidate must draw, to tell a CJK font from a Latin one.
@@ -62,6 +68,8 @@ class Typeface:
 
     def font(self, size: int) -> ImageFont.FreeTypeFont:
         if size not in self._cache:
+            from PIL import ImageFont
+
             self._cache[size] = ImageFont.truetype(str(self.path), size, index=self.index)
         return self._cache[size]
 
@@ -92,6 +100,18 @@ def find_typeface(
         if typeface is not None:
             return typeface
     raise ConfigError(INSTALL_HINT)
+
+
+def typeface_at_start(configured: Path | None = None, index: int = 0) -> Typeface:
+    """The typeface a server starts with. A configured font is checked at once, so that a
+    wrong one stops the start with a clear error. Without one, the bundled font is taken
+    without loading it: it is spoonprint's own, checked by the test suite, and loading fonts
+    means loading the imaging library, which then happens after the server is up instead of
+    before its first answer. Without the bundled file (a broken install), the system's fonts
+    are searched and checked."""
+    if configured is None and BUNDLED.is_file():
+        return Typeface(BUNDLED)
+    return find_typeface(configured, index)
 
 
 @lru_cache(maxsize=1)
@@ -135,6 +155,8 @@ def draws_glyphs(font: ImageFont.FreeTypeFont, text: str) -> bool:
 
 
 def _glyph_pixels(font: ImageFont.FreeTypeFont, char: str) -> bytes:
+    from PIL import Image, ImageDraw
+
     size = int(font.size * 2)
     image = Image.new("L", (size, size), 0)
     ImageDraw.Draw(image).text((0, 0), char, font=font, fill=255)
