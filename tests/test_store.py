@@ -54,6 +54,26 @@ def test_same_order_id_or_key_returns_first_job(store: SqliteJobStore) -> None:
     assert len(store.pending()) == 2
 
 
+def test_a_batch_of_new_orders_costs_two_inserts_each_and_a_repeat_one_lookup(
+    store: SqliteJobStore,
+) -> None:
+    """The writer thread's work per order is the acceptance rate's limit: no savepoint and no
+    duplicate lookup unless a job is refused or an order repeated."""
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)
+    store.enqueue_many([new(order_id="B-1"), new(order_id="B-2"), new(order_id="B-1")])
+    store._conn.set_trace_callback(None)
+    verbs = [" ".join(statement.split()[:3]) for statement in statements]
+    assert verbs == [
+        "BEGIN IMMEDIATE",
+        *["INSERT INTO jobs", "INSERT INTO job_events"] * 2,
+        "INSERT INTO jobs",  # B-1 again: not inserted...
+        "SELECT id, printer,",  # ...and its first job looked up
+        "COMMIT",
+    ]
+    assert [job.order_id for job in store.pending()] == ["B-1", "B-2"]
+
+
 def test_concurrent_duplicates_make_one_job(store: SqliteJobStore) -> None:
     results: list[bool] = []
     barrier = threading.Barrier(8)

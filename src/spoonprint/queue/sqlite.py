@@ -23,7 +23,7 @@ from spoonprint.domain.job import (
     NewJob,
     can_transition,
 )
-from spoonprint.errors import InvalidTransition, JobNotFound, StoreUnavailable
+from spoonprint.errors import InvalidTransition, JobNotFound, StoreError, StoreUnavailable
 from spoonprint.queue.group_commit import GroupCommit, Settled
 
 log = logging.getLogger("spoonprint.jobs")
@@ -55,6 +55,10 @@ _COUNT_PENDING = """
     FROM printers WHERE name IS NOT NULL
 """
 _RECOVERED = "recovered: its printer process stopped mid-ticket; will print marked REPRINT"
+
+
+class _Refused(Exception):
+    """A job of a batch failed and the transaction is still open (the cause is chained)."""
 
 
 class SqliteJobStore:
@@ -116,10 +120,17 @@ class SqliteJobStore:
         refused that job alone (its changes undone, the others kept). Raises, with nothing
         committed, when the transaction itself fails."""
         now = self._clock()
-        outcomes: list[tuple[Job, bool] | Exception] = []
-        with self._lock, transaction(self._conn):
-            for new in news:
-                outcomes.append(self._enqueue_one(new, now, lease))
+        outcomes: list[tuple[Job, bool] | Exception]
+        with self._lock:
+            try:
+                with transaction(self._conn):
+                    outcomes = [self._store_one(new, now, lease) for new in news]
+            except _Refused:
+                # Done again job by job, each under a savepoint, so that the error undoes
+                # that job alone. Rare (a job the database refuses), so the usual batch goes
+                # without the two savepoint statements per job.
+                with transaction(self._conn):
+                    outcomes = [self._enqueue_one(new, now, lease) for new in news]
         for outcome in outcomes:
             if not isinstance(outcome, Exception) and outcome[1]:
                 job = outcome[0]
@@ -340,19 +351,35 @@ class SqliteJobStore:
 
     # -- internals (caller holds the lock) -------------------------------------------------
 
+    def _store_one(self, new: NewJob, now: float, lease: LeaseNew | None) -> tuple[Job, bool]:
+        """Insert one job (leased at once when ``lease`` says so) inside the caller's
+        transaction; :class:`_Refused` when that failed and the transaction is still open."""
+        try:
+            return self._insert_and_lease(new, now, lease)
+        except Exception as exc:
+            if not self._conn.in_transaction:
+                raise  # SQLite rolled the whole transaction back: no job of it stays
+            raise _Refused from exc
+
+    def _insert_and_lease(
+        self, new: NewJob, now: float, lease: LeaseNew | None
+    ) -> tuple[Job, bool]:
+        outcome = self._insert(new, now)
+        if lease is not None and outcome[1]:
+            outcome = (self._lease_at_once(new, outcome[0], now, lease), True)
+        return outcome
+
     def _enqueue_one(
         self,
         new: NewJob,
         now: float,
         lease: LeaseNew | None,
     ) -> tuple[Job, bool] | Exception:
-        """Insert one job (leased at once when ``lease`` says so) inside the caller's
-        transaction, under a savepoint so that an error undoes this job only."""
+        """:meth:`_store_one` under a savepoint: an error undoes this job only, and is its
+        outcome."""
         self._conn.execute("SAVEPOINT enqueue_one")
         try:
-            outcome = self._insert(new, now)
-            if lease is not None and outcome[1]:
-                outcome = (self._lease_at_once(new, outcome[0], now, lease), True)
+            outcome = self._insert_and_lease(new, now, lease)
         except Exception as exc:
             if not self._conn.in_transaction:
                 raise  # SQLite rolled the whole transaction back: no job of it stays
@@ -389,13 +416,13 @@ class SqliteJobStore:
         )
 
     def _insert(self, new: NewJob, now: float) -> tuple[Job, bool]:
-        existing = self._find_duplicate(new)
-        if existing is not None:
-            return existing, False
+        # The unique indexes on order_id and idempotency_key find a repeated order: the row is
+        # not inserted (DO NOTHING acts on uniqueness alone, unlike INSERT OR IGNORE), and only
+        # then is the first job looked up. A new order costs no lookup.
         cursor = self._conn.execute(
             "INSERT INTO jobs (printer, state, payload, copies, order_id, idempotency_key,"
             " created_at, updated_at, maybe_printed, reprint_of, submitted_by)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (
                 new.printer,
                 JobState.QUEUED,
@@ -410,6 +437,11 @@ class SqliteJobStore:
                 new.submitted_by,
             ),
         )
+        if cursor.rowcount == 0:
+            existing = self._find_duplicate(new)
+            if existing is None:  # cannot be: only the two unique indexes make a conflict
+                raise StoreError(f"order {new.order_id!r} conflicts with no job")
+            return existing, False
         job_id = int(cursor.lastrowid or 0)
         detail = f"accepted for {new.printer}"
         if new.reprint_of is not None:
