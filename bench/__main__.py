@@ -59,7 +59,7 @@ def _render(quick: bool, cups: Cups, skipped: str | None) -> dict[str, Any]:
 
 
 def _footprint(quick: bool, cups: Cups, skipped: str | None) -> dict[str, Any]:
-    return footprint.run(500, 1) if quick else footprint.run(10_000, 3)
+    return footprint.run(500, 1) if quick else footprint.run(10_000, 7)
 
 
 def _drain(quick: bool, cups: Cups, skipped: str | None) -> dict[str, Any]:

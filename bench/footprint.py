@@ -2,8 +2,9 @@
 orders, vs a bare FastAPI app on uvicorn measured the same way in the same run.
 
 Start-up: from starting the process to its first ``/status`` answer (polled every 2 ms), the
-median of ``--starts`` starts, and the CPU seconds the process had used by then (user + system:
-less swayed than the wall time by other work on a shared machine). Memory: resident set (VmRSS)
+median of ``--starts`` starts, each followed by one of the reference's, and the CPU seconds the
+process had used by then (user + system: less swayed than the wall time by other work on a
+shared machine). Memory: resident set (VmRSS)
 after start-up and a second of idling, then after ``--orders`` orders (8 concurrent clients,
 bilingual receipts, printer online at a real printer's 150 mm/s, so the queue grows as in a
 rush hour), and the peak (VmHWM).
@@ -13,7 +14,7 @@ byte-compiled first, as an installed package's are (see :func:`compile_spoonprin
 References: ``python -m bench.bare_app`` (FastAPI + uvicorn, one route) started and measured
 like spoonprint, and a plain ``python -c "import fastapi, uvicorn"`` (time to exit, RSS at exit).
 
-    python -m bench.footprint [--orders 10000] [--starts 3] [--quick] [--json]
+    python -m bench.footprint [--orders 10000] [--starts 7] [--quick] [--json]
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from typing import Any
 import spoonprint
 from bench.clients import post_orders
 from bench.harness import (
+    RunningServer,
     cpu_seconds,
     free_port,
     rss_mb,
@@ -92,26 +94,32 @@ def bare_import() -> dict[str, float]:
     return {"seconds": took, "rss_mb": int(done.stdout.strip() or 0) / 1024}
 
 
-def reference(starts: int) -> dict[str, Any]:
-    times, cpu, idle = [], [], []
-    for _ in range(starts):
-        with bare_app() as (pid, took):
-            times.append(took)
-            cpu.append(cpu_seconds(pid))
-            time.sleep(IDLE_S)
-            idle.append(rss_mb(pid))
-    imports = [bare_import() for _ in range(starts)]
+def bare_start() -> dict[str, float]:
+    """One start of the reference app: seconds to its first answer, CPU by then, idle RSS."""
+    with bare_app() as (pid, took):
+        cpu = cpu_seconds(pid)
+        time.sleep(IDLE_S)
+        return {"seconds": took, "cpu_s": cpu, "idle_rss_mb": rss_mb(pid)}
+
+
+def reference(starts: list[dict[str, float]]) -> dict[str, Any]:
+    times = [start["seconds"] for start in starts]
+    imports = [bare_import() for _ in starts]
     return {
         "startup_s": statistics.median(times),
         "startup_all_s": times,
-        "startup_cpu_s": statistics.median(cpu),
-        "idle_rss_mb": statistics.median(idle),
+        "startup_cpu_s": statistics.median(start["cpu_s"] for start in starts),
+        "idle_rss_mb": statistics.median(start["idle_rss_mb"] for start in starts),
         "import_only_s": statistics.median(i["seconds"] for i in imports),
         "import_only_rss_mb": statistics.median(i["rss_mb"] for i in imports),
     }
 
 
-def spoonprint_figures(starts: int, orders: int) -> dict[str, Any]:
+def spoonprint_figures(
+    starts: int, orders: int, after_each: Callable[[], object] = lambda: None
+) -> dict[str, Any]:
+    """``starts`` start-ups (``after_each`` called after each one), the last one taking
+    ``orders`` orders."""
     times: list[float] = []
     cpu: list[float] = []
     figures: dict[str, Any] = {}
@@ -123,21 +131,27 @@ def spoonprint_figures(starts: int, orders: int) -> dict[str, Any]:
             ) as server:
                 times.append(server.startup_s)
                 cpu.append(cpu_seconds(server.pid))
-                if not measured:
-                    continue
-                time.sleep(IDLE_S)
-                figures["idle_rss_mb"] = rss_mb(server.pid)
-                run = post_orders(server, 8, count=orders)
-                figures["orders"] = len(run.acked)
-                figures["orders_per_second"] = run.figures()["per_second"]
-                figures["errors"] = run.errors
-                answer = status(server.port)
-                figures["queue_depth_after"] = answer["queue_depth"] if answer else None
-                figures["rss_after_orders_mb"] = rss_mb(server.pid)
-                figures["peak_rss_mb"] = peak_rss_mb(server.pid)
+                if measured:
+                    figures.update(memory_figures(server, orders))
+            after_each()
     figures["startup_s"] = statistics.median(times)
     figures["startup_all_s"] = times
     figures["startup_cpu_s"] = statistics.median(cpu)
+    return figures
+
+
+def memory_figures(server: RunningServer, orders: int) -> dict[str, Any]:
+    """Resident memory idle, then after ``orders`` orders, and the peak."""
+    time.sleep(IDLE_S)
+    figures: dict[str, Any] = {"idle_rss_mb": rss_mb(server.pid)}
+    run = post_orders(server, 8, count=orders)
+    figures["orders"] = len(run.acked)
+    figures["orders_per_second"] = run.figures()["per_second"]
+    figures["errors"] = run.errors
+    answer = status(server.port)
+    figures["queue_depth_after"] = answer["queue_depth"] if answer else None
+    figures["rss_after_orders_mb"] = rss_mb(server.pid)
+    figures["peak_rss_mb"] = peak_rss_mb(server.pid)
     return figures
 
 
@@ -151,8 +165,11 @@ def compile_spoonprint() -> None:
 
 def run(orders: int, starts: int) -> dict[str, Any]:
     compile_spoonprint()
-    ours = spoonprint_figures(starts, orders)
-    ref = reference(starts)
+    # The reference starts alternate with spoonprint's: this machine's speed drifts by a
+    # quarter within minutes, and one's starts all before the other's would measure that.
+    bare: list[dict[str, float]] = []
+    ours = spoonprint_figures(starts, orders, after_each=lambda: bare.append(bare_start()))
+    ref = reference(bare)
     return {
         "spoonprint": ours,
         "reference_bare_fastapi": ref,
@@ -207,7 +224,7 @@ def print_report(result: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--orders", type=int, default=10_000)
-    parser.add_argument("--starts", type=int, default=3, help="start-ups to time (median)")
+    parser.add_argument("--starts", type=int, default=7, help="start-ups to time (median)")
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument("--json", action="store_true", help="print one JSON record")
     args = parser.parse_args()
