@@ -70,6 +70,14 @@ def test_a_bench_module_runs_on_its_own() -> None:
     assert FIGURE.search(out) and "CUPS reference skipped: --no-cups" in out, out
 
 
+def test_the_app_is_built_as_serve_builds_it_for_counting_instructions(tmp_path: Path) -> None:
+    config = tmp_path / "spoonprint.toml"
+    config.write_text('[[printers]]\nname = "kitchen"\nuri = "tcp://127.0.0.1:9"\n')
+    bench("bench.build_app", str(config))
+    assert (tmp_path / "spoonprint-data" / "spoonprint.db").is_file()
+    bench("bench.build_app", "--bare")
+
+
 def test_unknown_benchmark_is_refused() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPOONPRINT_")}
     result = subprocess.run(
