@@ -53,7 +53,7 @@ def test_a_font_that_cannot_load_is_logged_by_the_warm_up_not_raised(
     (record,) = caplog.records
     assert record.levelno == logging.ERROR
     assert record.getMessage() == (
-        f"the ticket font {broken} cannot be used: tickets will not render"
+        f"the example ticket does not render with the font {broken}: tickets will fail to print"
     )
 
 

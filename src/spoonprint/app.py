@@ -318,7 +318,8 @@ def build(settings: Settings) -> Services:
     data_dir: Path = settings.server.data_dir
     lock = InstanceLock(data_dir)
     lock.acquire()
-    # Every printer may need to draw a line it cannot print as text: find the font at start.
+    # Every printer may need to draw a line it cannot print as text: choose the font at start
+    # (a configured one is checked now; it is loaded with the rendering code, see warm_up).
     typeface = typeface_at_start(settings.render.font, settings.render.font_index)
     store = SqliteJobStore.open(data_dir)
     env_key = settings.api_key.get_secret_value() if settings.api_key else None

@@ -1,5 +1,5 @@
 """The renderer boundary: document + printer profile -> the bytes that printer prints (pure,
-given a typeface loaded once at start)."""
+given a typeface; the server binds these through :mod:`spoonprint.render.loader`)."""
 
 from __future__ import annotations
 

@@ -44,12 +44,16 @@ def preview_png(document: Document, profile: PrinterProfile, typeface: Typeface)
 
 def warm_up(typeface: Typeface, profiles: Iterable[PrinterProfile]) -> None:
     """Load the rendering code and render the example order once for each printer profile
-    (blocking: run it in a thread). A font that cannot be loaded is logged here, at start,
-    rather than first seen when an order fails to render."""
+    (blocking: run it in a thread). A font that cannot be loaded, or anything else that stops
+    the example from rendering, is logged here, at start, rather than first seen when an
+    order fails to render."""
     try:
         for profile in profiles:
             document = document_for({"receipt": EXAMPLE}, profile.style)
             renderer_for(profile.protocol, typeface)(document, profile, 1)
         log.info("ticket font: %s (%s)", typeface.name, typeface.path)
     except Exception:
-        log.exception("the ticket font %s cannot be used: tickets will not render", typeface.path)
+        log.exception(
+            "the example ticket does not render with the font %s: tickets will fail to print",
+            typeface.path,
+        )
