@@ -311,3 +311,6 @@ def test_websocket_upgrades_are_answered_as_plain_http(
     answer = raw_exchange(server, request, source="127.0.0.1")
     assert answer.startswith(b"HTTP/1.1 " + status), answer[:200]
     assert b"101 Switching" not in answer
+    # Nor logged as a missing feature (uvicorn would advise installing a WebSocket library).
+    log = server.log.read_text(errors="replace")
+    assert "Unsupported upgrade" not in log and "WebSocket library" not in log, log[-2000:]

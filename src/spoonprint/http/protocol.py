@@ -48,6 +48,13 @@ def guarded_protocol(guard: Guard, header_timeout: float) -> type[Any]:
             self._disarm_header_timer()
             super().connection_lost(exc)
 
+        def _unsupported_upgrade_warning(self) -> None:
+            # No WebSocket endpoint exists and none is loaded (serve's ws="none"): an upgrade
+            # request is served as plain HTTP, through the guard like any other. uvicorn would
+            # log two warnings for each, one advising to install a WebSocket library: noise
+            # from scanners, and advice that would mislead whoever reads the log.
+            pass
+
         def send_400_response(self, msg: str) -> None:
             ip = self.client[0] if self.client else "unknown"
             guard.strike(ip, "-", "-", f"not HTTP: {msg}")
