@@ -28,8 +28,9 @@ from spoonprint.instance_lock import InstanceLock
 from spoonprint.queue.sqlite import SqliteJobStore
 from spoonprint.recovery.monitor import HealthMonitor
 from spoonprint.recovery.settings_store import RuntimeSettings
+from spoonprint.render import loader
 from spoonprint.render.fonts import Typeface, typeface_at_start
-from spoonprint.render.loader import preview_png, renderer_for, warm_up
+from spoonprint.render.loader import preview_png, renderer_for
 from spoonprint.security.clients import parse_networks
 from spoonprint.security.events import SECURITY_LOG, SecurityLog
 from spoonprint.security.guard import BlockStore, Guard, SecurityPolicy
@@ -159,10 +160,10 @@ class Services:
         log.info("spoonprint %s ready; printers: %s", self.version, ", ".join(self.printers))
 
     def warm_up(self) -> None:
-        """Load the rendering code in the background (see :func:`warm_up`): called once the
-        server listens, so that it does not delay the first answer."""
+        """Load the rendering code in the background (see :func:`loader.warm_up`): called
+        once the server listens, so that it does not delay the first answer."""
         profiles = [config.profile() for config in self.configs.values()]
-        task = asyncio.to_thread(warm_up, self.typeface, profiles)
+        task = asyncio.to_thread(loader.warm_up, self.typeface, profiles)
         self._tasks.append(asyncio.create_task(task, name="render-warm-up"))
 
     # -- recovery -------------------------------------------------------------------------
@@ -319,7 +320,7 @@ def build(settings: Settings) -> Services:
     lock = InstanceLock(data_dir)
     lock.acquire()
     # Every printer may need to draw a line it cannot print as text: choose the font at start
-    # (a configured one is checked now; it is loaded with the rendering code, see warm_up).
+    # (a configured one is checked now; it is loaded with the rendering code, see warm_up()).
     typeface = typeface_at_start(settings.render.font, settings.render.font_index)
     store = SqliteJobStore.open(data_dir)
     env_key = settings.api_key.get_secret_value() if settings.api_key else None

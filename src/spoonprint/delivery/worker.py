@@ -5,8 +5,9 @@ lease while it prints), renders it, asks the printer whether it can print, sends
 asks again to confirm it. Reaching the printer and asking it overlap the rendering. For an idle
 worker, a new order's ticket is rendered while the order is being committed
 (:meth:`PrinterWorker.expect`: used only if the job then leased prints exactly that ticket),
-and its lease is taken by the job store's writer thread right after the commit
-(:meth:`PrinterWorker.reserve`, :meth:`PrinterWorker.claimed`). A job that did not finish goes
+and the job is leased to it in the transaction that stores the order
+(:meth:`PrinterWorker.expected`, asked by the job store's writer thread;
+:meth:`PrinterWorker.settle`, told the outcome). A job that did not finish goes
 back to the queue and keeps its place; the worker waits out a backoff before trying the same
 job again, so a later order never overtakes an earlier one. A circuit breaker stops ticket
 attempts at a printer that keeps failing and probes it with status requests instead; after

@@ -375,8 +375,8 @@ class SqliteJobStore:
         now: float,
         lease: LeaseNew | None,
     ) -> tuple[Job, bool] | Exception:
-        """:meth:`_store_one` under a savepoint: an error undoes this job only, and is its
-        outcome."""
+        """:meth:`_insert_and_lease` under a savepoint: an error undoes this job only, and is
+        its outcome."""
         self._conn.execute("SAVEPOINT enqueue_one")
         try:
             outcome = self._insert_and_lease(new, now, lease)
