@@ -22,6 +22,31 @@ from spoonprint.emulator.virtual_printer import VirtualPrinterThread
 
 READY_TIMEOUT = 20.0
 
+#: Fixtures that start a ``spoonprint serve`` process: a test using one is end-to-end.
+PROCESS_FIXTURES = {"make_server", "server"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outside_e2e(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast loop (``-m "not e2e"``) must not start processes: a test that does without the
+    ``e2e`` marker fails here, so the marker cannot silently go stale."""
+    if request.node.get_closest_marker("e2e") is None:
+
+        def refuse(*args: Any, **kwargs: Any) -> None:
+            raise AssertionError(
+                f"{request.node.nodeid} starts a process: mark it (or its module) e2e"
+            )
+
+        monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
+
 
 def run_spoonprint(cwd: Path | None, *args: str) -> subprocess.CompletedProcess[str]:
     """``spoonprint ARGS`` in a fresh process, as a person would type it (no SPOONPRINT_*

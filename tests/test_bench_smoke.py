@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parent.parent
 FIGURE = re.compile(r"median\s+\d+\.\d+ ms\s+p99\s+\d+\.\d+ ms")
 #: Under the 60 s a test may take; every quick bench needs well under this.

@@ -9,9 +9,13 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from .conftest import Server, ServerFactory, free_port
 from .conftest import run_spoonprint as spoonprint
+
+pytestmark = pytest.mark.e2e
+
 
 KEY = re.compile(r"^sp_[A-Za-z0-9_-]{40,}$", re.MULTILINE)
 

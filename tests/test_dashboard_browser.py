@@ -23,6 +23,8 @@ from spoonprint.emulator.virtual_printer import VirtualPrinterThread
 
 from .conftest import Server, ServerFactory, free_port
 
+pytestmark = pytest.mark.e2e
+
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
 

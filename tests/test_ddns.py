@@ -523,6 +523,7 @@ def _write_config(path: Path, ddns: dict[str, str]) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+@pytest.mark.e2e
 def test_ddns_update_command(tmp_path: Path, provider: FakeServer, ip_service: FakeServer) -> None:
     ddns = {
         "server": f"{provider.url}/nic/update",

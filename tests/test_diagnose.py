@@ -218,6 +218,7 @@ def test_a_queue_whose_driver_cannot_draw_is_told_to_use_raw(spooler: FakeSpoole
     assert diagnosis.verdict()[-1] == f'- use uri = "windows:{WINDOWS_PRINTER}?mode=raw"'
 
 
+@pytest.mark.e2e
 def test_a_paused_queue_is_found_and_the_page_is_bounded(spooler: FakeSpooler) -> None:
     spooler.printer(WINDOWS_PRINTER).status |= C["PRINTER_STATUS_PAUSED"]
     diagnosis = windows_diagnosis(spooler, page_timeout=0.5)

@@ -458,6 +458,7 @@ def test_cleanup_command_while_the_server_takes_orders(
     assert set(remaining(server.data_dir)) >= {failed, *accepted}
 
 
+@pytest.mark.e2e
 def test_cleanup_command_reports_and_exits_cleanly(tmp_path: Path) -> None:
     config = tmp_path / "spoonprint.toml"
     config.write_text('[server]\ndata_dir = "data"\n[housekeeping]\nkeep_days = 30\n')

@@ -17,6 +17,8 @@ from .cupsd import Cupsd, private_cupsd
 from .test_delivery_e2e import marked_reprint
 from .test_recovery_e2e import SLOW_RETRY_FAST_MONITOR, recovery, wait_until
 
+pytestmark = pytest.mark.e2e
+
 _names = itertools.count(1)
 
 

@@ -6,6 +6,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.e2e
+
 # In a fresh interpreter: other tests in this process may have imported numpy already.
 SCRIPT = """
 import sys

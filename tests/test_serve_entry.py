@@ -117,6 +117,7 @@ def test_typer_declares_serve_options_from_the_one_description() -> None:
     assert declared == {o.name: (o.flags, o.help, o.envvar) for o in serve.OPTIONS}
 
 
+@pytest.mark.e2e
 def test_help_and_mistakes_are_typers(tmp_path: Path) -> None:
     shown = spoonprint(tmp_path, "serve", "--help")
     assert shown.returncode == 0 and "Run the print server" in shown.stdout
@@ -125,6 +126,7 @@ def test_help_and_mistakes_are_typers(tmp_path: Path) -> None:
     assert wrong.returncode == 2 and "--port" in wrong.stderr
 
 
+@pytest.mark.e2e
 def test_an_unusual_spelling_serves_through_typer_with_the_same_exit_code(tmp_path: Path) -> None:
     (tmp_path / "bad.toml").write_text("[server]\nport = 0\n", encoding="utf-8")
     for args in (["-cbad.toml"], ["-c", "bad.toml"]):

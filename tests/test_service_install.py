@@ -28,6 +28,8 @@ from .conftest import Server, ServerFactory, run_spoonprint
 from .fakes import win32service_install as scm
 from .fakes.win32service_install import FakeServiceManager, split_command_line
 
+pytestmark = pytest.mark.e2e
+
 ME = pwd.getpwuid(os.getuid()).pw_name
 
 

@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.e2e
+
 #: Runs the ``spoonprint`` entry point with uvicorn's serving replaced by a report of the
 #: collector's state at the moment the server would start listening.
 PROBE = """

@@ -31,6 +31,8 @@ from spoonprint.transports.factory import open_transport
 from spoonprint.transports.uri import parse_uri
 from tests.cupsd import Cupsd, private_cupsd
 
+pytestmark = pytest.mark.e2e
+
 # Submitting the 8 MB stuck ticket may take a while on a busy machine.
 TIMEOUTS = Timeouts(connect=1.0, write=5.0, status=1.0)
 #: Long enough that a healthy job never looks stuck in these tests.

@@ -147,6 +147,7 @@ def fill(folder: Path) -> Path:
     return filler
 
 
+@pytest.mark.e2e
 def test_disk_full_is_offline_and_leaves_nothing_behind(small_disk: Path) -> None:
     transport = FileTransport(small_disk)
     send(transport, b"before")
@@ -164,6 +165,7 @@ def test_disk_full_is_offline_and_leaves_nothing_behind(small_disk: Path) -> Non
     assert [name[:6] for name in tickets(small_disk)] == ["000001", "000002"]
 
 
+@pytest.mark.e2e
 def test_read_only_disk_is_offline_and_reported(read_only_disk: Path) -> None:
     transport = FileTransport(read_only_disk)
     with pytest.raises(PrinterOffline, match="read-only"):

@@ -120,6 +120,7 @@ def png(image: Image.Image) -> bytes:
 # -- without pywin32 ------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_module_imports_on_linux_without_any_win32_module_and_says_what_it_needs() -> None:
     code = (
         "import sys\n"
