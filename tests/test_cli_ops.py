@@ -162,6 +162,20 @@ def test_print_wait_reprint_and_printers_as_json(
     assert test["state"] == "printed"
 
 
+def test_a_missing_file_is_refused_and_text_still_prints(
+    server: Server, printer: VirtualPrinterThread, tmp_path: Path
+) -> None:
+    for missing in ("/nonexistent.json", "order.JSON", "notes.txt", "orders/today"):
+        refused = cli(server, "print", missing)
+        assert refused.exit_code == 2, (missing, refused.stdout)
+        assert f"no such file: {missing}" in refused.stderr and refused.stdout == ""
+    assert as_json(cli(server, "queue", "--json")) == []
+    job = as_json(cli(server, "print", "Table 5/6: 2 x congee", "--wait", "--json"))
+    assert job["state"] == "printed"
+    (ticket,) = printer.wait_for_tickets(1, 5)  # only this one: nothing else was sent
+    assert "Table 5/6: 2 x congee" in ticket.text
+
+
 def test_queue_and_cancel_while_the_printer_is_off(
     make_server: ServerFactory, printer: VirtualPrinterThread
 ) -> None:

@@ -9,6 +9,7 @@ Commands with live state ask the running server over its API (``--url`` for anot
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -270,6 +271,19 @@ def print_order(
         _report_job(server, accepted, wait, timeout, as_json)
 
 
+#: Endings that mark an argument of ``spoonprint print`` as a file name, not text to print.
+FILE_SUFFIXES = (".json", ".txt")
+
+
+def looks_like_a_file(what: str) -> bool:
+    """Whether ``what`` was meant as a file: it ends in .json or .txt, or it is one word with a
+    path separator in it. Words with spaces ("Table 5/6: 2 x congee") are text to print."""
+    if what.lower().endswith(FILE_SUFFIXES):
+        return True
+    separators = {"/", os.sep} | ({os.altsep} if os.altsep else set())
+    return not any(c.isspace() for c in what) and any(s in what for s in separators)
+
+
 def _order_body(what: str) -> dict[str, Any]:
     path = Path(what)
     try:
@@ -277,6 +291,9 @@ def _order_body(what: str) -> dict[str, Any]:
     except OSError:  # a long text is no path
         is_file = False
     if not is_file:
+        if looks_like_a_file(what):
+            # A mistyped file name must not print as a ticket that reads the name.
+            fail(f"no such file: {what} (nothing printed)", USAGE)
         return {"text": what}
     try:
         text = path.read_text(encoding="utf-8")
