@@ -195,6 +195,9 @@ def test_queue_and_cancel_while_the_printer_is_off(
     status = spoonprint(server, "status", "--json")
     assert status.returncode == 7  # a printer is failing
     assert json.loads(status.stdout)["printers"][0]["online"] is False
+    listed = cli(server, "printers", "--json")
+    assert listed.exit_code == 7 and json.loads(listed.stdout)[0]["online"] is False
+    assert cli(server, "printers").exit_code == 7
     cancelled = cli(server, "cancel", str(accepted["job_id"]))
     assert cancelled.exit_code == 0 and "cancelled" in cancelled.stdout
     twice = cli(server, "cancel", str(accepted["job_id"]))

@@ -191,15 +191,19 @@ def printers(
     key: KeyOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """The printers: online or not, health, breaker, waiting jobs and what to do."""
+    """The printers: online or not, health, breaker, waiting jobs and what to do.
+
+    Exit code 7 when a printer is offline, as for 'spoonprint status'.
+    """
     with api(config, url, key) as server:
         listed = server.get("/printers")
         health = {p["printer"]: p for p in server.get("/recovery/status")["printers"]}
     for printer in listed:
         printer["health"] = health.get(printer["name"], {}).get("health", "unknown")
+    code = PRINTER_PROBLEM if any(p["online"] is False for p in listed) else OK
     if as_json:
         print_json(listed)
-        return
+        raise typer.Exit(code)
     table = Table("printer", "address", "state", "health", "breaker", "waiting", "problem")
     table.columns[1].overflow = "fold"
     for p in listed:
@@ -208,6 +212,7 @@ def printers(
         problem = "; ".join(p.get("advice") or []) or p.get("problem") or ""
         table.add_row(name, p["uri"], state, p["health"], p["breaker"], str(p["queued"]), problem)
     console.print(table)
+    raise typer.Exit(code)
 
 
 def queue(
