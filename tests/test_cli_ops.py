@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from spoonprint.cli import process
 from spoonprint.cli.commands import follow_file
+from spoonprint.cli.logview import LogFilter
 from spoonprint.cli.main import app
 from spoonprint.emulator.virtual_printer import PrinterMode, VirtualPrinterThread
 
@@ -259,6 +260,34 @@ def test_logs_show_the_last_lines(server: Server) -> None:
     server.client().get("/wp-login.php")  # a scanner probe: a security event
     security = cli(server, "logs", "--security", "-n", "1")
     assert security.exit_code == 0 and '"path": "/wp-login.php"' in security.stdout
+
+
+def test_logs_leave_out_the_access_lines_unless_asked(server: Server) -> None:
+    job = as_json(cli(server, "print", "for the owner", "--wait", "--json"))
+    for _ in range(3):  # what monitor and the dashboard do all day
+        server.client().get("/status")
+    server.wait_for_log('"GET /status HTTP/1.1" 200')  # the file is written first
+    owner = cli(server, "logs", "-n", "500")
+    assert owner.exit_code == 0
+    assert f"job {job['id']}: printing -> printed" in owner.stdout
+    assert "printer kitchen: worker started" in owner.stdout
+    assert "HTTP/1.1" not in owner.stdout and "uvicorn.access" not in owner.stdout
+    everything = cli(server, "logs", "--access", "-n", "500")
+    assert '"GET /status HTTP/1.1" 200' in everything.stdout
+    assert f"job {job['id']}: printing -> printed" in everything.stdout
+
+
+def test_following_the_log_keeps_a_record_whole_and_its_traceback() -> None:
+    access = '2026-12-04 18:07:01,002 INFO    uvicorn.access: 127.0.0.1:5 - "GET /status" 200\n'
+    job = "2026-12-04 18:07:01,003 INFO    spoonprint.jobs: job 2: printing -> printed\n"
+    failed = "2026-12-04 18:07:02,004 ERROR   uvicorn.error: Exception in ASGI application\n"
+    trace = "Traceback (most recent call last):\n  ValueError: boom\n"
+    stream = access + job + access + failed + trace + access
+    owner = LogFilter()
+    # In pieces that cut lines anywhere, as a growing file is read.
+    shown = "".join(owner.feed(stream[i : i + 7]) for i in range(0, len(stream), 7))
+    assert shown == job + failed + trace
+    assert LogFilter(everything=True).feed(stream) == stream
 
 
 def test_logs_need_a_log(tmp_path: Path) -> None:

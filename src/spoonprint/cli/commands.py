@@ -40,6 +40,7 @@ from spoonprint.cli.common import (
     print_json,
     settings_from,
 )
+from spoonprint.cli.logview import LogFilter
 from spoonprint.logs import LOG_FILE
 from spoonprint.security.events import SECURITY_LOG
 
@@ -405,35 +406,49 @@ def logs(
     lines: Annotated[int, typer.Option("--lines", "-n", help="Lines to show.")] = 40,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep showing new lines.")] = False,
     security: Annotated[bool, typer.Option(help="The security log instead.")] = False,
+    access: Annotated[
+        bool, typer.Option(help="Also every HTTP request (uvicorn's access lines).")
+    ] = False,
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
-    """The server's log (in the data folder on this machine); --follow until Ctrl+C."""
+    """The server's log (in the data folder on this machine); --follow until Ctrl+C.
+
+    Shows what happened to jobs and printers, recovery, security and every warning; the line
+    for each HTTP request only with --access.
+    """
     log_dir = settings_from(config).server.data_dir / "logs"
     path = log_dir / (SECURITY_LOG if security else LOG_FILE)
     if not path.exists() and not follow:
         fail(f"no log yet at {path}: has spoonprint run with this config?", NOT_RUNNING)
-    position = _show_tail(path, lines)
+    shown = LogFilter(everything=access or security)
+    position = _show_tail(path, lines, shown)
     if not follow:
         return
     try:
         for text in follow_file(path, position):
-            typer.echo(text, nl=False)
+            typer.echo(shown.feed(text), nl=False)
     except KeyboardInterrupt:
         return
 
 
-def _show_tail(path: Path, lines: int) -> int:
-    """Print the last ``lines`` lines; the position after them."""
+#: How far back from its end the log is read for the last lines: access lines can be most of
+#: it, so a good deal more than the lines asked for.
+TAIL_BYTES = 1024 * 1024
+
+
+def _show_tail(path: Path, lines: int, keep: LogFilter) -> int:
+    """Print the last ``lines`` lines that ``keep`` shows; the position after them."""
     try:
         with path.open("rb") as file:
             end = file.seek(0, 2)
-            start = max(end - 256 * 1024, 0)
+            start = max(end - TAIL_BYTES, 0)
             file.seek(start)
             data = file.read()
     except OSError:
         return 0
     text = data.decode("utf-8", errors="replace")
-    shown = text.splitlines()[-lines:] if lines > 0 else []
+    kept = list(keep.lines(text.splitlines()))
+    shown = kept[-lines:] if lines > 0 else []
     for line in shown:
         typer.echo(line)
     return end
