@@ -3,8 +3,11 @@ as the typer command declares them."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -130,3 +133,19 @@ def test_an_unusual_spelling_serves_through_typer_with_the_same_exit_code(tmp_pa
     for args in (["-cbad.toml"], ["-c", "bad.toml"]):
         result = spoonprint(tmp_path, "serve", *args)
         assert result.returncode == 2 and "server.port" in result.stderr, args
+
+
+def test_a_named_config_file_must_exist(tmp_path: Path) -> None:
+    for args in (["--config", "nope.toml"], ["-cnope.toml"]):  # the lean path and typer's
+        result = spoonprint(tmp_path, "serve", *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "config file nope.toml not found (no such file)" in result.stderr, args
+        assert "Traceback" not in result.stderr
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPOONPRINT_")}
+    named = subprocess.run(
+        [sys.executable, "-m", "spoonprint", "serve"],
+        cwd=tmp_path, env={**env, "SPOONPRINT_CONFIG": "shop.toml", "COLUMNS": "200"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert named.returncode == 2 and "config file shop.toml not found" in named.stderr
+    assert list(tmp_path.iterdir()) == []  # no data folder made on defaults
