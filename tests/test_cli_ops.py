@@ -127,7 +127,8 @@ def test_a_server_that_cannot_start_says_why(make_server: ServerFactory) -> None
         taken.listen()
         result = spoonprint(server, "start")
     assert result.returncode == 1
-    assert "stopped at once" in result.stderr and "address already in use" in result.stderr
+    assert "stopped at once (exit code 2)" in result.stderr
+    assert f"port {server.port} is already in use" in result.stderr
     assert not (server.data_dir / process.PID_FILE).exists()
 
 

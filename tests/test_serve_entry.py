@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -84,7 +85,7 @@ def test_the_rendering_code_loads_after_the_server_listens(
     server.wait_for_log("ticket font: ")  # the background warm-up has rendered a sample
     server.stop()
     log = server.log.read_text(errors="replace")
-    listening = log.index("Uvicorn running on")
+    listening = log.index("spoonprint: listening on")
     loaded = {m.group(1): m.start() for m in reversed(list(IMPORTED.finditer(log)))}
     assert {module: loaded[module] > listening for module in RENDERING} == dict.fromkeys(
         RENDERING, True
@@ -149,3 +150,20 @@ def test_a_named_config_file_must_exist(tmp_path: Path) -> None:
     )  # fmt: skip
     assert named.returncode == 2 and "config file shop.toml not found" in named.stderr
     assert list(tmp_path.iterdir()) == []  # no data folder made on defaults
+
+
+def test_a_port_in_use_is_one_sentence_and_a_usage_error(make_server: ServerFactory) -> None:
+    server = make_server([], start=False)
+    with socket.socket() as taken:  # another program holds the port
+        taken.bind(("127.0.0.1", server.port))
+        taken.listen()
+        result = subprocess.run(
+            [sys.executable, "-m", "spoonprint", "serve", "--config", str(server.config)],
+            env={**server.env, "COLUMNS": "80"}, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (
+        f"port {server.port} is already in use (is spoonprint already running? "
+        "`spoonprint status`), or set [server] port"
+    )
+    assert not server.data_dir.exists()  # nothing else was started

@@ -102,7 +102,8 @@ def start(
     try:
         pid, stale = process.start(config, data_dir, _ready(url), timeout)
     except process.ProcessProblem as exc:
-        already = "already running" in str(exc)
+        # Only process.start's own words: the server's output it quotes may say the same.
+        already = str(exc).startswith("spoonprint is already running")
         fail(str(exc), CONFLICT if already else FAILED)
     if stale:
         console.print("Removed a stale PID file (that server had stopped).")
