@@ -88,6 +88,13 @@ def test_unknown_key_operations_fail_cleanly(tmp_path: Path) -> None:
     assert revoke.returncode == 1 and "no active key" in revoke.stderr
 
 
+def test_an_unknown_role_is_a_usage_error(tmp_path: Path) -> None:
+    spoonprint(tmp_path, "init")
+    bogus = spoonprint(tmp_path, "keys", "create", "x", "--role", "bogus")
+    assert bogus.returncode == 2 and "--role must be one of: admin, print" in bogus.stderr
+    assert "x" not in spoonprint(tmp_path, "keys", "list").stdout.split()
+
+
 def test_preview_writes_the_ticket_picture(tmp_path: Path) -> None:
     import json
 

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from spoonprint.cli import process
 from spoonprint.cli.commands import follow_file
+from spoonprint.cli.logview import LogFilter
 from spoonprint.cli.main import app
 from spoonprint.emulator.virtual_printer import PrinterMode, VirtualPrinterThread
 
@@ -126,7 +127,8 @@ def test_a_server_that_cannot_start_says_why(make_server: ServerFactory) -> None
         taken.listen()
         result = spoonprint(server, "start")
     assert result.returncode == 1
-    assert "stopped at once" in result.stderr and "address already in use" in result.stderr
+    assert "stopped at once (exit code 2)" in result.stderr
+    assert f"port {server.port} is already in use" in result.stderr
     assert not (server.data_dir / process.PID_FILE).exists()
 
 
@@ -162,6 +164,20 @@ def test_print_wait_reprint_and_printers_as_json(
     assert test["state"] == "printed"
 
 
+def test_a_missing_file_is_refused_and_text_still_prints(
+    server: Server, printer: VirtualPrinterThread, tmp_path: Path
+) -> None:
+    for missing in ("/nonexistent.json", "order.JSON", "notes.txt", "orders/today"):
+        refused = cli(server, "print", missing)
+        assert refused.exit_code == 2, (missing, refused.stdout)
+        assert f"no such file: {missing}" in refused.stderr and refused.stdout == ""
+    assert as_json(cli(server, "queue", "--json")) == []
+    job = as_json(cli(server, "print", "Table 5/6: 2 x congee", "--wait", "--json"))
+    assert job["state"] == "printed"
+    (ticket,) = printer.wait_for_tickets(1, 5)  # only this one: nothing else was sent
+    assert "Table 5/6: 2 x congee" in ticket.text
+
+
 def test_queue_and_cancel_while_the_printer_is_off(
     make_server: ServerFactory, printer: VirtualPrinterThread
 ) -> None:
@@ -181,6 +197,9 @@ def test_queue_and_cancel_while_the_printer_is_off(
     status = spoonprint(server, "status", "--json")
     assert status.returncode == 7  # a printer is failing
     assert json.loads(status.stdout)["printers"][0]["online"] is False
+    listed = cli(server, "printers", "--json")
+    assert listed.exit_code == 7 and json.loads(listed.stdout)[0]["online"] is False
+    assert cli(server, "printers").exit_code == 7
     cancelled = cli(server, "cancel", str(accepted["job_id"]))
     assert cancelled.exit_code == 0 and "cancelled" in cancelled.stdout
     twice = cli(server, "cancel", str(accepted["job_id"]))
@@ -242,6 +261,34 @@ def test_logs_show_the_last_lines(server: Server) -> None:
     server.client().get("/wp-login.php")  # a scanner probe: a security event
     security = cli(server, "logs", "--security", "-n", "1")
     assert security.exit_code == 0 and '"path": "/wp-login.php"' in security.stdout
+
+
+def test_logs_leave_out_the_access_lines_unless_asked(server: Server) -> None:
+    job = as_json(cli(server, "print", "for the owner", "--wait", "--json"))
+    for _ in range(3):  # what monitor and the dashboard do all day
+        server.client().get("/status")
+    server.wait_for_log('"GET /status HTTP/1.1" 200')  # the file is written first
+    owner = cli(server, "logs", "-n", "500")
+    assert owner.exit_code == 0
+    assert f"job {job['id']}: printing -> printed" in owner.stdout
+    assert "printer kitchen: worker started" in owner.stdout
+    assert "HTTP/1.1" not in owner.stdout and "uvicorn.access" not in owner.stdout
+    everything = cli(server, "logs", "--access", "-n", "500")
+    assert '"GET /status HTTP/1.1" 200' in everything.stdout
+    assert f"job {job['id']}: printing -> printed" in everything.stdout
+
+
+def test_following_the_log_keeps_a_record_whole_and_its_traceback() -> None:
+    access = '2026-12-04 18:07:01,002 INFO    uvicorn.access: 127.0.0.1:5 - "GET /status" 200\n'
+    job = "2026-12-04 18:07:01,003 INFO    spoonprint.jobs: job 2: printing -> printed\n"
+    failed = "2026-12-04 18:07:02,004 ERROR   uvicorn.error: Exception in ASGI application\n"
+    trace = "Traceback (most recent call last):\n  ValueError: boom\n"
+    stream = access + job + access + failed + trace + access
+    owner = LogFilter()
+    # In pieces that cut lines anywhere, as a growing file is read.
+    shown = "".join(owner.feed(stream[i : i + 7]) for i in range(0, len(stream), 7))
+    assert shown == job + failed + trace
+    assert LogFilter(everything=True).feed(stream) == stream
 
 
 def test_logs_need_a_log(tmp_path: Path) -> None:

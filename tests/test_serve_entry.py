@@ -3,8 +3,12 @@ as the typer command declares them."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,7 +85,7 @@ def test_the_rendering_code_loads_after_the_server_listens(
     server.wait_for_log("ticket font: ")  # the background warm-up has rendered a sample
     server.stop()
     log = server.log.read_text(errors="replace")
-    listening = log.index("Uvicorn running on")
+    listening = log.index("spoonprint: listening on")
     loaded = {m.group(1): m.start() for m in reversed(list(IMPORTED.finditer(log)))}
     assert {module: loaded[module] > listening for module in RENDERING} == dict.fromkeys(
         RENDERING, True
@@ -132,3 +136,36 @@ def test_an_unusual_spelling_serves_through_typer_with_the_same_exit_code(tmp_pa
     for args in (["-cbad.toml"], ["-c", "bad.toml"]):
         result = spoonprint(tmp_path, "serve", *args)
         assert result.returncode == 2 and "server.port" in result.stderr, args
+
+
+def test_a_named_config_file_must_exist(tmp_path: Path) -> None:
+    for args in (["--config", "nope.toml"], ["-cnope.toml"]):  # the lean path and typer's
+        result = spoonprint(tmp_path, "serve", *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "config file nope.toml not found (no such file)" in result.stderr, args
+        assert "Traceback" not in result.stderr
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPOONPRINT_")}
+    named = subprocess.run(
+        [sys.executable, "-m", "spoonprint", "serve"],
+        cwd=tmp_path, env={**env, "SPOONPRINT_CONFIG": "shop.toml", "COLUMNS": "200"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert named.returncode == 2 and "config file shop.toml not found" in named.stderr
+    assert list(tmp_path.iterdir()) == []  # no data folder made on defaults
+
+
+def test_a_port_in_use_is_one_sentence_and_a_usage_error(make_server: ServerFactory) -> None:
+    server = make_server([], start=False)
+    with socket.socket() as taken:  # another program holds the port
+        taken.bind(("127.0.0.1", server.port))
+        taken.listen()
+        result = subprocess.run(
+            [sys.executable, "-m", "spoonprint", "serve", "--config", str(server.config)],
+            env={**server.env, "COLUMNS": "80"}, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (
+        f"port {server.port} is already in use (is spoonprint already running? "
+        "`spoonprint status`), or set [server] port"
+    )
+    assert not server.data_dir.exists()  # nothing else was started

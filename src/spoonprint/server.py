@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 
@@ -10,6 +11,7 @@ import uvicorn
 from spoonprint import startup
 from spoonprint.app import Services, build
 from spoonprint.config import Settings
+from spoonprint.errors import ConfigError
 from spoonprint.http.app import create_app
 from spoonprint.http.protocol import guarded_protocol
 from spoonprint.logs import setup_logging
@@ -18,6 +20,34 @@ log = logging.getLogger("spoonprint")
 
 
 def serve(settings: Settings) -> None:
+    # The port first: when it is taken nothing else is worth starting, and the owner gets one
+    # sentence instead of uvicorn's error after a full start-up and shutdown.
+    listener = listen(settings.server.host, settings.server.port)
+    try:
+        _serve(settings, listener)
+    finally:
+        listener.close()
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The server's listening socket; ConfigError saying what to do when it cannot be had."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        # create_server sets SO_REUSEADDR only where it cannot take a port another program
+        # holds (not on Windows), so a port in use is found here on every platform.
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"port {port} is already in use (is spoonprint already running? "
+                "`spoonprint status`), or set [server] port"
+            ) from None
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; check [server] host and port"
+        ) from None
+
+
+def _serve(settings: Settings, listener: socket.socket) -> None:
     log_file = setup_logging(settings.server.data_dir, settings.server.log_level)
     services = build(settings)
     keys = services.auth.keys.list()
@@ -52,7 +82,7 @@ def serve(settings: Settings) -> None:
         ssl_certfile=str(security.tls_cert) if security.tls_cert else None,
         ssl_keyfile=str(security.tls_key) if security.tls_key else None,
     )
-    _Server(config, services).run()
+    _Server(config, services).run(sockets=[listener])
 
 
 class _Server(uvicorn.Server):
@@ -65,4 +95,8 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
+            # uvicorn says where it listens only for the sockets it opened itself.
+            scheme = "https" if self.config.is_ssl else "http"
+            host, port = self.config.host, self.config.port
+            log.info("listening on %s://%s:%d (Ctrl+C to stop)", scheme, host, port)
             self.services.warm_up()

@@ -12,7 +12,7 @@ from rich.console import Console
 from spoonprint import __version__
 from spoonprint.cli import serve as lean_serve
 from spoonprint.cli.commands import register as register_operations
-from spoonprint.cli.common import ConfigOption, settings_from, typer_option
+from spoonprint.cli.common import USAGE, ConfigOption, settings_from, typer_option
 from spoonprint.cli.ops import cleanup, ddns_app, service_app
 from spoonprint.config import DEFAULT_CONFIG, Settings
 from spoonprint.db import DB_FILENAME, connect
@@ -169,6 +169,9 @@ def keys_create(
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Make a new API key; it is shown once."""
+    if role not in ROLES:  # a mistake on the command line: usage, as typer's own checks
+        err.print(f"[red]--role must be one of: {', '.join(ROLES)} (not {role!r})[/red]")
+        raise typer.Exit(USAGE)
     try:
         key = _key_store(settings_from(config)).create(name, role)
     except KeyProblem as exc:

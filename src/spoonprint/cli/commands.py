@@ -9,6 +9,7 @@ Commands with live state ask the running server over its API (``--url`` for anot
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,6 +40,7 @@ from spoonprint.cli.common import (
     print_json,
     settings_from,
 )
+from spoonprint.cli.logview import LogFilter
 from spoonprint.logs import LOG_FILE
 from spoonprint.security.events import SECURITY_LOG
 
@@ -100,7 +102,8 @@ def start(
     try:
         pid, stale = process.start(config, data_dir, _ready(url), timeout)
     except process.ProcessProblem as exc:
-        already = "already running" in str(exc)
+        # Only process.start's own words: the server's output it quotes may say the same.
+        already = str(exc).startswith("spoonprint is already running")
         fail(str(exc), CONFLICT if already else FAILED)
     if stale:
         console.print("Removed a stale PID file (that server had stopped).")
@@ -190,15 +193,19 @@ def printers(
     key: KeyOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """The printers: online or not, health, breaker, waiting jobs and what to do."""
+    """The printers: online or not, health, breaker, waiting jobs and what to do.
+
+    Exit code 7 when a printer is offline, as for 'spoonprint status'.
+    """
     with api(config, url, key) as server:
         listed = server.get("/printers")
         health = {p["printer"]: p for p in server.get("/recovery/status")["printers"]}
     for printer in listed:
         printer["health"] = health.get(printer["name"], {}).get("health", "unknown")
+    code = PRINTER_PROBLEM if any(p["online"] is False for p in listed) else OK
     if as_json:
         print_json(listed)
-        return
+        raise typer.Exit(code)
     table = Table("printer", "address", "state", "health", "breaker", "waiting", "problem")
     table.columns[1].overflow = "fold"
     for p in listed:
@@ -207,6 +214,7 @@ def printers(
         problem = "; ".join(p.get("advice") or []) or p.get("problem") or ""
         table.add_row(name, p["uri"], state, p["health"], p["breaker"], str(p["queued"]), problem)
     console.print(table)
+    raise typer.Exit(code)
 
 
 def queue(
@@ -270,6 +278,19 @@ def print_order(
         _report_job(server, accepted, wait, timeout, as_json)
 
 
+#: Endings that mark an argument of ``spoonprint print`` as a file name, not text to print.
+FILE_SUFFIXES = (".json", ".txt")
+
+
+def looks_like_a_file(what: str) -> bool:
+    """Whether ``what`` was meant as a file: it ends in .json or .txt, or it is one word with a
+    path separator in it. Words with spaces ("Table 5/6: 2 x congee") are text to print."""
+    if what.lower().endswith(FILE_SUFFIXES):
+        return True
+    separators = {"/", os.sep} | ({os.altsep} if os.altsep else set())
+    return not any(c.isspace() for c in what) and any(s in what for s in separators)
+
+
 def _order_body(what: str) -> dict[str, Any]:
     path = Path(what)
     try:
@@ -277,6 +298,9 @@ def _order_body(what: str) -> dict[str, Any]:
     except OSError:  # a long text is no path
         is_file = False
     if not is_file:
+        if looks_like_a_file(what):
+            # A mistyped file name must not print as a ticket that reads the name.
+            fail(f"no such file: {what} (nothing printed)", USAGE)
         return {"text": what}
     try:
         text = path.read_text(encoding="utf-8")
@@ -383,35 +407,49 @@ def logs(
     lines: Annotated[int, typer.Option("--lines", "-n", help="Lines to show.")] = 40,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep showing new lines.")] = False,
     security: Annotated[bool, typer.Option(help="The security log instead.")] = False,
+    access: Annotated[
+        bool, typer.Option(help="Also every HTTP request (uvicorn's access lines).")
+    ] = False,
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
-    """The server's log (in the data folder on this machine); --follow until Ctrl+C."""
+    """The server's log (in the data folder on this machine); --follow until Ctrl+C.
+
+    Shows what happened to jobs and printers, recovery, security and every warning; the line
+    for each HTTP request only with --access.
+    """
     log_dir = settings_from(config).server.data_dir / "logs"
     path = log_dir / (SECURITY_LOG if security else LOG_FILE)
     if not path.exists() and not follow:
         fail(f"no log yet at {path}: has spoonprint run with this config?", NOT_RUNNING)
-    position = _show_tail(path, lines)
+    shown = LogFilter(everything=access or security)
+    position = _show_tail(path, lines, shown)
     if not follow:
         return
     try:
         for text in follow_file(path, position):
-            typer.echo(text, nl=False)
+            typer.echo(shown.feed(text), nl=False)
     except KeyboardInterrupt:
         return
 
 
-def _show_tail(path: Path, lines: int) -> int:
-    """Print the last ``lines`` lines; the position after them."""
+#: How far back from its end the log is read for the last lines: access lines can be most of
+#: it, so a good deal more than the lines asked for.
+TAIL_BYTES = 1024 * 1024
+
+
+def _show_tail(path: Path, lines: int, keep: LogFilter) -> int:
+    """Print the last ``lines`` lines that ``keep`` shows; the position after them."""
     try:
         with path.open("rb") as file:
             end = file.seek(0, 2)
-            start = max(end - 256 * 1024, 0)
+            start = max(end - TAIL_BYTES, 0)
             file.seek(start)
             data = file.read()
     except OSError:
         return 0
     text = data.decode("utf-8", errors="replace")
-    shown = text.splitlines()[-lines:] if lines > 0 else []
+    kept = list(keep.lines(text.splitlines()))
+    shown = kept[-lines:] if lines > 0 else []
     for line in shown:
         typer.echo(line)
     return end

@@ -9,7 +9,8 @@ same :func:`serve`, so the help text, the error messages and the exit codes are 
 they always were.
 
 Exit codes: 0 stopped normally, 1 could not start (see :mod:`spoonprint.cli.common`), 2 the
-config file does not load, 130 interrupted before the server took over Ctrl+C.
+config file does not load, a config file named explicitly does not exist or the port cannot
+be had, 130 interrupted before the server took over Ctrl+C.
 """
 
 from __future__ import annotations
@@ -99,6 +100,15 @@ def serve(args: ServeArgs) -> int:
 
 
 def _serve(args: ServeArgs) -> int:
+    # Only the default file may be missing (then the built-in defaults): a file named with
+    # --config or SPOONPRINT_CONFIG that is not there is a typo, and starting on defaults with
+    # a new, empty data folder would hide it.
+    if args.config != DEFAULT_CONFIG and not args.config.exists():
+        _report(
+            f"config file {args.config} not found (no such file): check the name, or make it "
+            f"with 'spoonprint init --config {args.config}'"
+        )
+        return USAGE
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
@@ -113,6 +123,9 @@ def _serve(args: ServeArgs) -> int:
 
     try:
         run_server(settings)
+    except ConfigError as exc:  # e.g. the port is taken: the config's to change
+        _report(str(exc))
+        return USAGE
     except SpoonprintError as exc:
         _report(f"cannot start: {exc}")
         return FAILED
@@ -124,7 +137,8 @@ def _report(message: str) -> None:
     reach this, so importing rich here costs the start-up nothing."""
     from rich.console import Console
 
-    Console(stderr=True).print(f"[red]{message}[/red]")
+    # Not markup: messages quote config sections such as "[server]", and one line, unwrapped.
+    Console(stderr=True).print(message, style="red", markup=False, soft_wrap=True)
 
 
 def _completion_requested(environ: Mapping[str, str]) -> bool:
