@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from spoonprint.domain.job import Job, JobEvent, JobState
 from spoonprint.domain.receipt import EXAMPLE, Receipt
@@ -40,6 +41,14 @@ class PrintRequest(BaseModel):
         max_length=128,
         description="The shop's order id; sending the same id again returns the first job",
     )
+
+    @field_validator("text")
+    @classmethod
+    def _something_to_print(cls, text: str | None) -> str | None:
+        # A blank ticket tells the kitchen nothing, and looks like a printer fault.
+        if text is not None and not text.strip():
+            raise PydanticCustomError("empty_text", "text is empty: send something to print")
+        return text
 
     @model_validator(mode="after")
     def _one_content(self) -> PrintRequest:
