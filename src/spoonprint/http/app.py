@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi import Path as FastApiPath
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.routing import Match
 from starlette.types import Scope
 
@@ -98,8 +98,32 @@ def create_app(services: Services) -> FastAPI:
     return app
 
 
+#: What ``GET /`` tells a program: where things are (public: no version, printer or address).
+_INDEX: dict[str, Any] = {
+    "service": "spoonprint",
+    "detail": "print server for order tickets; every route but /status needs an API key",
+    "links": {
+        "dashboard": "/dashboard",
+        "status": "/status",
+        "docs": "/docs",
+        "openapi": "/openapi.json",
+        "print": "/print",
+        "job": "/jobs/{id}",
+        "queue": "/queue",
+        "printers": "/printers",
+    },
+}
+
+
 def _public_routes() -> APIRouter:
     router = APIRouter()
+
+    @router.get("/", include_in_schema=False, response_model=None)
+    def index(request: Request) -> Response:
+        # Someone typing the server's address into a browser wants the dashboard.
+        if "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse("/dashboard", status_code=303)
+        return JSONResponse(_INDEX)
 
     @router.get("/status", response_model=StatusOut, tags=["status"])
     def status(request: Request) -> StatusOut:
