@@ -3,12 +3,17 @@ orders, the status page, the front page, job numbers (issue 15, points 10-17).""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import httpx
 import pytest
 
-from spoonprint.emulator.virtual_printer import VirtualPrinterThread
+from spoonprint import __version__
+from spoonprint.emulator.virtual_printer import PrinterMode, VirtualPrinterThread
 
-from .conftest import Server
+from .conftest import Server, ServerFactory, run_spoonprint
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\t \n"])
@@ -56,3 +61,82 @@ def test_front_page_tells_a_program_where_things_are(server: Server, accept: str
     }
     # Public, like /status: it names no version, no printer, no address.
     assert server.key not in answer.text and "kitchen" not in answer.text
+
+
+def test_status_is_down_while_the_only_printer_is_unreachable(
+    server: Server, printer: VirtualPrinterThread
+) -> None:
+    assert httpx.get(f"{server.url}/status").json()["status"] == "ok"
+    printer.set_mode(PrinterMode.OFFLINE)
+    job_id = server.client().post("/print", json={"text": "while offline"}).json()["job_id"]
+    server.wait_for_job(job_id, lambda job: job["last_error"] is not None)
+    answer = httpx.get(f"{server.url}/status")
+    # Still 200, so that a monitor reads the body rather than seeing the server as gone.
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["status"] == "down", body
+    assert body["printers"][0]["online"] is False
+    printer.set_mode(PrinterMode.ONLINE)
+    server.wait_for_state(job_id, "printed")
+    assert httpx.get(f"{server.url}/status").json()["status"] == "ok"
+
+
+def test_status_is_degraded_while_one_of_two_printers_cannot_print(
+    printer: VirtualPrinterThread, make_server: ServerFactory, tmp_path: Path
+) -> None:
+    with VirtualPrinterThread(out_dir=tmp_path / "bar-out", mode=PrinterMode.PAPER_OUT) as bar:
+        server = make_server(
+            [
+                {"name": "kitchen", "uri": f"tcp://127.0.0.1:{printer.port}"},
+                {"name": "bar", "uri": f"tcp://127.0.0.1:{bar.port}"},
+            ]
+        )
+        client = server.client()
+        job_id = client.post("/print", json={"text": "drinks", "printer": "bar"}).json()["job_id"]
+        server.wait_for_job(job_id, lambda job: job["last_error"] is not None)
+        body = httpx.get(f"{server.url}/status").json()
+        assert body["status"] == "degraded", body
+        online = {p["name"]: p["online"] for p in body["printers"]}
+        assert online == {"kitchen": None, "bar": False}
+        server.stop()
+
+
+def _get_status(server: Server, source: str, key: str | None = None) -> dict[str, Any]:
+    transport = httpx.HTTPTransport(local_address=source)
+    headers = {"X-API-Key": key} if key else {}
+    with httpx.Client(transport=transport, headers=headers, timeout=10) as client:
+        answer = client.get(f"{server.url}/status")
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def test_status_tells_version_and_uptime_only_to_a_key_or_the_shop(
+    printer: VirtualPrinterThread, make_server: ServerFactory
+) -> None:
+    server = make_server(
+        [{"name": "kitchen", "uri": f"tcp://127.0.0.1:{printer.port}"}],
+        SPOONPRINT_SECURITY__ALLOWED_NETWORKS='["127.0.0.1/32"]',
+    )
+    shop = _get_status(server, "127.0.0.1")
+    assert shop["version"] == __version__ and shop["uptime_seconds"] > 0
+    stranger = _get_status(server, "127.0.0.2")
+    assert stranger["version"] is None and stranger["uptime_seconds"] is None
+    assert __version__ not in json.dumps(stranger)
+    # What a monitor needs is still there for anyone.
+    assert stranger["status"] == "ok" and [p["name"] for p in stranger["printers"]] == ["kitchen"]
+    assert _get_status(server, "127.0.0.2", "sp_wrong_key_wrong_key")["version"] is None
+    keyed = _get_status(server, "127.0.0.2", server.key)
+    assert keyed["version"] == __version__ and keyed["uptime_seconds"] > 0
+
+
+def test_cli_status_from_outside_the_shop_says_up_without_the_version(
+    printer: VirtualPrinterThread, make_server: ServerFactory
+) -> None:
+    server = make_server(
+        [{"name": "kitchen", "uri": f"tcp://127.0.0.1:{printer.port}"}],
+        SPOONPRINT_SECURITY__ALLOWED_NETWORKS='["10.0.0.0/8"]',
+    )
+    result = run_spoonprint(None, "status", "--url", server.url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[0] == "spoonprint up, 0 job(s) waiting"

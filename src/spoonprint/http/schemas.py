@@ -153,9 +153,14 @@ class PrinterOut(PublicPrinterOut):
 
 
 class StatusOut(BaseModel):
-    status: Literal["ok"] = "ok"
-    version: str
-    uptime_seconds: float
+    status: Literal["ok", "degraded", "down"] = Field(
+        description="ok: every printer can print; degraded: some can; down: none can. A "
+        "printer cannot print when its last try failed or the health monitor found a problem"
+    )
+    version: str | None = Field(None, description="Only for a valid key or allowed_networks")
+    uptime_seconds: float | None = Field(
+        None, description="Only for a valid key or allowed_networks"
+    )
     queue_depth: int
     printers: list[PublicPrinterOut]
 
