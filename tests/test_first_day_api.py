@@ -140,3 +140,45 @@ def test_cli_status_from_outside_the_shop_says_up_without_the_version(
     result = run_spoonprint(None, "status", "--url", server.url)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[0] == "spoonprint up, 0 job(s) waiting"
+
+
+def test_refused_duplicates_take_no_job_number(
+    server: Server, printer: VirtualPrinterThread
+) -> None:
+    client = server.client()
+    assert client.post("/print", json={"text": "a", "order_id": "A-1"}).json()["job_id"] == 1
+    for _ in range(2):
+        again = client.post("/print", json={"text": "a", "order_id": "A-1"})
+        assert again.status_code == 200 and again.json()["job_id"] == 1
+    keyed = {"Idempotency-Key": "k-1"}
+    assert client.post("/print", json={"text": "b"}, headers=keyed).json()["job_id"] == 2
+    assert client.post("/print", json={"text": "b"}, headers=keyed).json()["job_id"] == 2
+    assert client.post("/print", json={"text": "c"}).json()["job_id"] == 3
+    server.wait_for_state(3, "printed")
+    assert [t.text.strip() for t in printer.tickets] == ["a", "b", "c"]
+
+
+def test_builtin_virtual_printer_names_ticket_files_after_their_jobs(
+    make_server: ServerFactory,
+) -> None:
+    server = make_server([])  # no printer configured: the built-in virtual printer
+    client = server.client()
+    client.post("/print", json={"text": "one", "order_id": "A-1"})
+    client.post("/print", json={"text": "one", "order_id": "A-1"})  # a duplicate
+    client.post("/print", json={"text": "two", "copies": 2})
+    server.wait_for_state(2, "printed")
+    reprint = client.post("/jobs/1/reprint").json()["job_id"]
+    assert reprint == 3
+    server.wait_for_state(3, "printed")
+    folder = server.data_dir / "virtual-printer"
+    by_job: dict[str, list[str]] = {}
+    for path in sorted(folder.glob("*.bin")):
+        by_job.setdefault(path.name.split("-")[0], []).append(path.stem)
+    assert {job: len(names) for job, names in by_job.items()} == {
+        "000001": 1,
+        "000002": 2,  # two copies
+        "000003": 1,
+    }, by_job
+    for stems in by_job.values():
+        assert all((folder / f"{stem}.txt").is_file() for stem in stems)
+    assert "two" in (folder / f"{by_job['000002'][1]}.txt").read_text(encoding="utf-8")

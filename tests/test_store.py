@@ -68,10 +68,13 @@ def test_a_batch_of_new_orders_costs_two_inserts_each_and_a_repeat_one_lookup(
         "BEGIN IMMEDIATE",
         *["INSERT INTO jobs", "INSERT INTO job_events"] * 2,
         "INSERT INTO jobs",  # B-1 again: not inserted...
+        "UPDATE sqlite_sequence SET",  # ...the number it drew given back...
         "SELECT id, printer,",  # ...and its first job looked up
         "COMMIT",
     ]
     assert [job.order_id for job in store.pending()] == ["B-1", "B-2"]
+    # The repeat took no job number.
+    assert store.enqueue(new(order_id="B-3"))[0].id == 3
 
 
 def test_concurrent_duplicates_make_one_job(store: SqliteJobStore) -> None:

@@ -54,6 +54,12 @@ _COUNT_PENDING = """
     )
     FROM printers WHERE name IS NOT NULL
 """
+_RETURN_NUMBER = (
+    "UPDATE sqlite_sequence SET seq = seq - 1"
+    " WHERE name = 'jobs' AND seq > (SELECT COALESCE(MAX(id), 0) FROM jobs)"
+)
+#: The job a printer is printing now (one at a time): its id.
+_PRINTING = "SELECT id FROM jobs WHERE printer = ? AND state = ? LIMIT 1"
 _RECOVERED = "recovered: its printer process stopped mid-ticket; will print marked REPRINT"
 
 
@@ -192,6 +198,12 @@ class SqliteJobStore:
         with self._lock:
             rows = self._conn.execute(_COUNT_PENDING, tuple(PENDING_STATES)).fetchall()
         return {printer: count for printer, count in rows if count}
+
+    def printing(self, printer: str) -> int | None:
+        """The id of the job ``printer`` is printing now, if any."""
+        with self._lock:
+            row = self._conn.execute(_PRINTING, (printer, JobState.PRINTING)).fetchone()
+        return None if row is None else int(row[0])
 
     def count_by_state(self) -> dict[JobState, int]:
         with self._lock:
@@ -438,6 +450,9 @@ class SqliteJobStore:
             ),
         )
         if cursor.rowcount == 0:
+            # AUTOINCREMENT drew a number for the refused row: give it back, or every repeated
+            # order leaves a gap in the job numbers staff read. Never below a stored job.
+            self._conn.execute(_RETURN_NUMBER)
             existing = self._find_duplicate(new)
             if existing is None:  # cannot be: only the two unique indexes make a conflict
                 raise StoreError(f"order {new.order_id!r} conflicts with no job")
