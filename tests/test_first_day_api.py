@@ -14,6 +14,7 @@ from spoonprint import __version__
 from spoonprint.emulator.virtual_printer import PrinterMode, VirtualPrinterThread
 
 from .conftest import Server, ServerFactory, run_spoonprint
+from .test_dashboard import sign_in
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\t \n"])
@@ -182,3 +183,32 @@ def test_builtin_virtual_printer_names_ticket_files_after_their_jobs(
     for stems in by_job.values():
         assert all((folder / f"{stem}.txt").is_file() for stem in stems)
     assert "two" in (folder / f"{by_job['000002'][1]}.txt").read_text(encoding="utf-8")
+
+
+def _started(job: dict[str, Any]) -> list[str]:
+    return [event["detail"] for event in job["events"] if event["to_state"] == "printing"]
+
+
+def test_attempts_count_the_attempts_started_as_the_history_does(
+    server: Server, printer: VirtualPrinterThread
+) -> None:
+    client = server.client()
+    first = client.post("/print", json={"text": "first time"}).json()["job_id"]
+    job = server.wait_for_state(first, "printed")
+    assert job["attempts"] == 1 and _started(job) == ["attempt 1"]
+
+    printer.set_mode(PrinterMode.OFFLINE)
+    tried = client.post("/print", json={"text": "fourth time"}).json()["job_id"]
+    server.wait_for_job(tried, lambda job: len(_started(job)) >= 3 and job["state"] == "queued")
+    printer.set_mode(PrinterMode.ONLINE)
+    job = server.wait_for_state(tried, "printed", timeout=30)
+    started = _started(job)
+    assert len(started) >= 4 and job["attempts"] == len(started)
+    assert started == [f"attempt {n}" for n in range(1, len(started) + 1)]
+    # The same count on the dashboard and in the CLI.
+    dashboard, _ = sign_in(server)
+    assert dashboard.get(f"/dashboard/api/jobs/{tried}").json()["attempts"] == len(started)
+    shown = run_spoonprint(None, "monitor", "--json", "--url", server.url, "--key", server.key)
+    assert shown.returncode in (0, 7), shown.stdout + shown.stderr  # 7: a printer had trouble
+    recent = {j["id"]: j for j in json.loads(shown.stdout)["activity"]["recent_jobs"]}
+    assert recent[tried]["attempts"] == len(started)

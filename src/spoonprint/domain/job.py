@@ -59,6 +59,7 @@ class Job:
     copies: int
     created_at: float
     updated_at: float
+    #: Delivery attempts started (a wait for paper or a cover is not one).
     attempts: int = 0
     order_id: str | None = None
     idempotency_key: str | None = None

@@ -92,7 +92,10 @@ class JobOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     printed_at: datetime | None
-    attempts: int
+    attempts: int = Field(
+        description="Delivery attempts started, as the history numbers them; waiting for "
+        "paper or a closed cover is not an attempt"
+    )
     last_error: str | None
     maybe_printed: bool = Field(description="An earlier attempt may have printed it: REPRINT")
     original_printer: str | None = Field(description="Set when moved to a backup printer")

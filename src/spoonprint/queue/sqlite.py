@@ -237,6 +237,7 @@ class SqliteJobStore:
                 job,
                 JobState.PRINTING,
                 f"attempt {job.attempts + 1}",
+                attempts=job.attempts + 1,
                 lease_owner=owner,
                 lease_expires=self._clock() + lease_seconds,
             )
@@ -266,14 +267,16 @@ class SqliteJobStore:
         count_attempt: bool = True,
         owner: str | None = None,
     ) -> Job:
-        """An attempt did not finish: ``printing -> queued``, keeping the job's place."""
+        """An attempt did not finish: ``printing -> queued``, keeping the job's place. An
+        attempt that does not count (the printer waits for paper) is taken back off the count
+        its start added."""
         with self._lock:
             job = self._owned(job_id, owner)
             return self._transition(
                 job,
                 JobState.QUEUED,
                 f"will retry: {error}",
-                attempts=job.attempts + int(count_attempt),
+                attempts=job.attempts if count_attempt else max(job.attempts - 1, 0),
                 last_error=error,
                 maybe_printed=int(job.maybe_printed or maybe_printed),
                 lease_owner=None,
@@ -287,7 +290,6 @@ class SqliteJobStore:
                 job,
                 JobState.FAILED,
                 error,
-                attempts=job.attempts + 1,
                 last_error=error,
                 lease_owner=None,
                 lease_expires=None,
@@ -419,12 +421,13 @@ class SqliteJobStore:
             return job
         owner, seconds = taken
         self._conn.execute(
-            "UPDATE jobs SET state = ?, lease_owner = ?, lease_expires = ? WHERE id = ?",
+            "UPDATE jobs SET state = ?, attempts = 1, lease_owner = ?, lease_expires = ?"
+            " WHERE id = ?",
             (JobState.PRINTING, owner, now + seconds, job.id),
         )
         self._add_event(job.id, JobState.QUEUED, JobState.PRINTING, "attempt 1", now)
         return dataclasses.replace(
-            job, state=JobState.PRINTING, lease_owner=owner, lease_expires=now + seconds
+            job, state=JobState.PRINTING, attempts=1, lease_owner=owner, lease_expires=now + seconds
         )
 
     def _insert(self, new: NewJob, now: float) -> tuple[Job, bool]:
