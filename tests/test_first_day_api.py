@@ -4,6 +4,8 @@ orders, the status page, the front page, job numbers (issue 15, points 10-17).""
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -212,3 +214,34 @@ def test_attempts_count_the_attempts_started_as_the_history_does(
     assert shown.returncode in (0, 7), shown.stdout + shown.stderr  # 7: a printer had trouble
     recent = {j["id"]: j for j in json.loads(shown.stdout)["activity"]["recent_jobs"]}
     assert recent[tried]["attempts"] == len(started)
+
+
+def _ordered(at: float) -> str:
+    return "ordered " + time.strftime("%m-%d %H:%M", time.localtime(at))
+
+
+def test_reprint_banner_shows_when_the_first_job_of_the_chain_was_ordered(
+    make_server: ServerFactory, printer: VirtualPrinterThread
+) -> None:
+    server = make_server([{"name": "kitchen", "uri": f"tcp://127.0.0.1:{printer.port}"}])
+    client = server.client()
+    first = client.post("/print", json={"text": "roast goose", "order_id": "A-7"}).json()
+    server.wait_for_state(first["job_id"], "printed")
+    server.stop()
+    # The order came in two days and three hours ago (the database as it would be by then).
+    ordered_at = time.time() - 2 * 86400 - 3 * 3600
+    with sqlite3.connect(server.data_dir / "spoonprint.db") as db:
+        db.execute("UPDATE jobs SET created_at = ? WHERE id = ?", (ordered_at, first["job_id"]))
+    db.close()
+    server.start()
+    client = server.client()
+    reprint = client.post(f"/jobs/{first['job_id']}/reprint").json()["job_id"]
+    server.wait_for_state(reprint, "printed")
+    again = client.post(f"/jobs/{reprint}/reprint").json()["job_id"]  # a reprint's reprint
+    server.wait_for_state(again, "printed")
+    first_ticket, *reprints = printer.wait_for_tickets(3, timeout=10)
+    assert "ordered" not in first_ticket.text
+    for ticket in reprints:
+        assert "roast goose" in ticket.text
+        assert _ordered(ordered_at) in ticket.text, ticket.text
+        assert _ordered(time.time()) not in ticket.text

@@ -44,6 +44,29 @@ def test_wal_and_full_sync(tmp_path: Path, store: SqliteJobStore) -> None:
     assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
 
 
+def test_reprints_stored_before_the_upgrade_learn_when_their_order_came(tmp_path: Path) -> None:
+    old = sqlite3.connect(tmp_path / DB_FILENAME, isolation_level=None)
+    for script in MIGRATIONS[:5]:  # the schema before reprints kept the order's time
+        for statement in script.split(";"):
+            old.execute(statement)
+    old.execute("PRAGMA user_version=5")
+    # Job 2 reprints 1, job 3 reprints 2; job 4 reprints a job deleted since.
+    chain = [(1, 100.0, None), (2, 200.0, 1), (3, 300.0, 2), (4, 400.0, 99)]
+    for job_id, created_at, reprint_of in chain:
+        old.execute(
+            "INSERT INTO jobs (id, printer, state, payload, created_at, updated_at, reprint_of)"
+            " VALUES (?, 'kitchen', 'printed', '{}', ?, ?, ?)",
+            (job_id, created_at, created_at, reprint_of),
+        )
+    old.close()
+    store = SqliteJobStore.open(tmp_path)
+    try:
+        assert [store.get(n).ordered_at for n in (1, 2, 3, 4)] == [100.0, 100.0, 100.0, 400.0]
+        assert store.get(store.reprint(3).id).ordered_at == 100.0
+    finally:
+        store.close()
+
+
 def test_same_order_id_or_key_returns_first_job(store: SqliteJobStore) -> None:
     first, _ = store.enqueue(new(order_id="A-1"))
     again, created = store.enqueue(new(order_id="A-1"))

@@ -472,7 +472,7 @@ class PrinterWorker:
         if job.moved_to_backup:
             document = with_banner(document, f"BACKUP FOR {job.original_printer}")
         if job.maybe_printed:
-            accepted = time.strftime("%m-%d %H:%M", time.localtime(job.created_at))
+            accepted = time.strftime("%m-%d %H:%M", time.localtime(job.ordered_at))
             document = with_banner(document, REPRINT_BANNER)
             # Short enough for one large line even on 58 mm paper.
             document = with_banner(document, f"ordered {accepted}")

@@ -35,7 +35,7 @@ LeaseNew = Callable[[NewJob, Job], tuple[str, float] | None]
 JOB_COLUMNS = (
     "id, printer, state, payload, copies, order_id, idempotency_key, created_at, updated_at,"
     " printed_at, attempts, last_error, maybe_printed, lease_owner, lease_expires,"
-    " original_printer, reprint_of, submitted_by"
+    " original_printer, reprint_of, submitted_by, first_accepted_at"
 )
 #: Whether a job of the printer older than a given one still waits (queued or printing).
 _OLDER_PENDING = "SELECT 1 FROM jobs WHERE printer = ? AND state IN (?, ?) AND id < ? LIMIT 1"
@@ -156,7 +156,12 @@ class SqliteJobStore:
         maybe = original.maybe_printed or original.state in (JobState.PRINTED, JobState.SENT)
         printer = original.original_printer or original.printer
         new = NewJob(
-            printer, original.payload, original.copies, maybe_printed=maybe, reprint_of=original.id
+            printer,
+            original.payload,
+            original.copies,
+            maybe_printed=maybe,
+            reprint_of=original.id,
+            first_accepted_at=original.ordered_at,
         )
         job, _ = self.enqueue(new)
         return job
@@ -436,8 +441,8 @@ class SqliteJobStore:
         # then is the first job looked up. A new order costs no lookup.
         cursor = self._conn.execute(
             "INSERT INTO jobs (printer, state, payload, copies, order_id, idempotency_key,"
-            " created_at, updated_at, maybe_printed, reprint_of, submitted_by)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            " created_at, updated_at, maybe_printed, reprint_of, submitted_by, first_accepted_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (
                 new.printer,
                 JobState.QUEUED,
@@ -450,6 +455,7 @@ class SqliteJobStore:
                 int(new.maybe_printed),
                 new.reprint_of,
                 new.submitted_by,
+                new.first_accepted_at,
             ),
         )
         if cursor.rowcount == 0:
@@ -480,6 +486,7 @@ class SqliteJobStore:
             maybe_printed=new.maybe_printed,
             reprint_of=new.reprint_of,
             submitted_by=new.submitted_by,
+            first_accepted_at=new.first_accepted_at,
         )
         return job, True
 
@@ -579,6 +586,7 @@ def job_from_row(row: tuple[Any, ...]) -> Job:
         original_printer=row[15],
         reprint_of=row[16],
         submitted_by=row[17],
+        first_accepted_at=row[18],
     )
 
 
