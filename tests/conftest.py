@@ -69,6 +69,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def failed_attempts(job: dict[str, Any]) -> int:
+    """Attempts of ``job`` (as ``GET /jobs/ID`` shows it) that ended without printing."""
+    return sum(event["detail"].startswith("will retry") for event in job["events"])
+
+
 def toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import ServerFactory
+from .conftest import ServerFactory, failed_attempts
 from .test_recovery_e2e import SLOW_RETRY_FAST_MONITOR, recovery, wait_until
 from .test_transport_device import PtyPrinter
 
@@ -30,7 +30,7 @@ def test_usb_printer_unplugged_then_plugged_back_prints_the_waiting_ticket(
     assert b"first order" in printer.wait_for(1)
     printer.unplug()
     job_id = client.post("/print", json={"text": "while unplugged"}).json()["job_id"]
-    server.wait_for_job(job_id, lambda job: job["attempts"] >= 1)
+    server.wait_for_job(job_id, lambda job: failed_attempts(job) >= 1)
     wait_until(lambda: recovery(server)["health"] == "recovering")
     assert [p["fault"] for p in recovery(server)["problems"]] == ["device-missing"]
     advice = httpx.get(f"{server.url}/status").json()["printers"][0]["advice"]

@@ -14,7 +14,7 @@ import httpx
 
 from spoonprint.emulator.virtual_printer import PrinterMode, VirtualPrinterThread
 
-from .conftest import Server, ServerFactory
+from .conftest import Server, ServerFactory, failed_attempts
 
 SLOW_RETRY_FAST_MONITOR = {
     "SPOONPRINT_DELIVERY__RETRY_INITIAL": "30",
@@ -47,7 +47,7 @@ def test_monitor_brings_an_unreachable_printer_back_long_before_the_backoff(
     client = server.client()
     printer.set_mode(PrinterMode.OFFLINE)
     job_id = client.post("/print", json={"text": "wonton soup"}).json()["job_id"]
-    server.wait_for_job(job_id, lambda job: job["attempts"] >= 1)
+    server.wait_for_job(job_id, lambda job: failed_attempts(job) >= 1)
     wait_until(lambda: recovery(server)["health"] == "recovering")
     down = recovery(server)
     assert [p["fault"] for p in down["problems"]] == ["unreachable"]
@@ -132,7 +132,7 @@ def test_emergency_clear_holds_waiting_orders_and_release_prints_them_in_order(
     client = server.client()
     printer.set_mode(PrinterMode.OFFLINE)
     ids = [client.post("/print", json={"text": f"backlog {n}"}).json()["job_id"] for n in range(3)]
-    server.wait_for_job(ids[0], lambda job: job["attempts"] >= 1)
+    server.wait_for_job(ids[0], lambda job: failed_attempts(job) >= 1)
     cleared = client.post("/emergency-clear", json={})
     assert cleared.status_code == 200, cleared.text
     held = cleared.json()["held"]

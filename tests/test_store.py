@@ -44,6 +44,29 @@ def test_wal_and_full_sync(tmp_path: Path, store: SqliteJobStore) -> None:
     assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
 
 
+def test_reprints_stored_before_the_upgrade_learn_when_their_order_came(tmp_path: Path) -> None:
+    old = sqlite3.connect(tmp_path / DB_FILENAME, isolation_level=None)
+    for script in MIGRATIONS[:5]:  # the schema before reprints kept the order's time
+        for statement in script.split(";"):
+            old.execute(statement)
+    old.execute("PRAGMA user_version=5")
+    # Job 2 reprints 1, job 3 reprints 2; job 4 reprints a job deleted since.
+    chain = [(1, 100.0, None), (2, 200.0, 1), (3, 300.0, 2), (4, 400.0, 99)]
+    for job_id, created_at, reprint_of in chain:
+        old.execute(
+            "INSERT INTO jobs (id, printer, state, payload, created_at, updated_at, reprint_of)"
+            " VALUES (?, 'kitchen', 'printed', '{}', ?, ?, ?)",
+            (job_id, created_at, created_at, reprint_of),
+        )
+    old.close()
+    store = SqliteJobStore.open(tmp_path)
+    try:
+        assert [store.get(n).ordered_at for n in (1, 2, 3, 4)] == [100.0, 100.0, 100.0, 400.0]
+        assert store.get(store.reprint(3).id).ordered_at == 100.0
+    finally:
+        store.close()
+
+
 def test_same_order_id_or_key_returns_first_job(store: SqliteJobStore) -> None:
     first, _ = store.enqueue(new(order_id="A-1"))
     again, created = store.enqueue(new(order_id="A-1"))
@@ -68,10 +91,13 @@ def test_a_batch_of_new_orders_costs_two_inserts_each_and_a_repeat_one_lookup(
         "BEGIN IMMEDIATE",
         *["INSERT INTO jobs", "INSERT INTO job_events"] * 2,
         "INSERT INTO jobs",  # B-1 again: not inserted...
+        "UPDATE sqlite_sequence SET",  # ...the number it drew given back...
         "SELECT id, printer,",  # ...and its first job looked up
         "COMMIT",
     ]
     assert [job.order_id for job in store.pending()] == ["B-1", "B-2"]
+    # The repeat took no job number.
+    assert store.enqueue(new(order_id="B-3"))[0].id == 3
 
 
 def test_concurrent_duplicates_make_one_job(store: SqliteJobStore) -> None:

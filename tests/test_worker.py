@@ -118,7 +118,8 @@ def test_offline_printer_keeps_job_queued_then_prints(served: bool) -> None:
             assert h.store.get(later).state is JobState.QUEUED  # never overtakes
             await h.until_state(later, JobState.PRINTED)
             job = h.store.get(job_id)
-            assert job.state is JobState.PRINTED and job.attempts == 2 and not job.maybe_printed
+            # Two refused, the third printed: three attempts.
+            assert job.state is JobState.PRINTED and job.attempts == 3 and not job.maybe_printed
             assert b"wait for me" in h.transport.sent[0] and b"after" in h.transport.sent[1]
             assert h.worker.state.online is True and h.worker.state.last_error == "refused"
 

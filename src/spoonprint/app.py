@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import socket
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,7 +269,9 @@ class Services:
         # Imported here: only a server without printers needs the emulator.
         from spoonprint.emulator.virtual_printer import VirtualPrinter
 
-        self.virtual_printer = VirtualPrinter(host="127.0.0.1", port=0, out_dir=out_dir)
+        self.virtual_printer = VirtualPrinter(
+            host="127.0.0.1", port=0, out_dir=out_dir, job_of=self._printing_on_virtual
+        )
         await self.virtual_printer.start()
         log.info(
             "no printer configured: virtual printer on 127.0.0.1:%d saves tickets to %s",
@@ -278,6 +281,14 @@ class Services:
         return PrinterConfig(
             name=VIRTUAL_PRINTER_NAME, uri=f"tcp://127.0.0.1:{self.virtual_printer.port}"
         )
+
+    def _printing_on_virtual(self) -> int | None:
+        """The job the built-in printer is printing, which its ticket files are named after."""
+        try:
+            return self.store.printing(VIRTUAL_PRINTER_NAME)
+        except (sqlite3.Error, StoreError):  # a name is not worth losing the ticket
+            log.exception("virtual printer: cannot tell which job is printing")
+            return None
 
     def _worker(self, config: PrinterConfig) -> PrinterWorker:
         delivery = self.settings.delivery

@@ -89,6 +89,17 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at REAL NOT NULL
     );
     """,
+    # A reprint's ticket says when the order was first accepted: its chain's first job.
+    """
+    ALTER TABLE jobs ADD COLUMN first_accepted_at REAL;
+    WITH RECURSIVE chain(id, first_accepted_at) AS (
+        SELECT id, created_at FROM jobs WHERE reprint_of IS NULL
+        UNION ALL
+        SELECT jobs.id, chain.first_accepted_at FROM jobs JOIN chain ON jobs.reprint_of = chain.id
+    )
+    UPDATE jobs SET first_accepted_at = chain.first_accepted_at
+    FROM chain WHERE jobs.id = chain.id AND jobs.reprint_of IS NOT NULL;
+    """,
 )
 
 

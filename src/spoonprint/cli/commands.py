@@ -172,10 +172,11 @@ def status(
 
 def _print_status(answer: dict[str, Any], local: process.ProcessState | None) -> None:
     pid = f" (pid {local.pid})" if local is not None and local.pid else ""
-    console.print(
-        f"spoonprint {answer['version']} up{pid} for {_duration(answer['uptime_seconds'])}, "
-        f"{answer['queue_depth']} job(s) waiting"
-    )
+    # The server tells its version and uptime only to a key or the shop's own networks.
+    version = f" {answer['version']}" if answer.get("version") else ""
+    uptime = answer.get("uptime_seconds")
+    since = f" for {_duration(uptime)}" if uptime is not None else ""
+    console.print(f"spoonprint{version} up{pid}{since}, {answer['queue_depth']} job(s) waiting")
     for printer in answer["printers"]:
         state = {True: "online", False: "OFFLINE", None: "not tried yet"}[printer["online"]]
         problem = f" ({printer['problem']})" if printer.get("problem") else ""

@@ -472,7 +472,7 @@ class PrinterWorker:
         if job.moved_to_backup:
             document = with_banner(document, f"BACKUP FOR {job.original_printer}")
         if job.maybe_printed:
-            accepted = time.strftime("%m-%d %H:%M", time.localtime(job.created_at))
+            accepted = time.strftime("%m-%d %H:%M", time.localtime(job.ordered_at))
             document = with_banner(document, REPRINT_BANNER)
             # Short enough for one large line even on 58 mm paper.
             document = with_banner(document, f"ordered {accepted}")
@@ -525,8 +525,8 @@ class PrinterWorker:
         self._record_failure(str(exc), plain_problem(exc))
         if self.retry.counts(exc):  # paper out is not a broken line: keep polling it
             self.breaker.record_failure()
-        attempts = job.attempts + int(self.retry.counts(exc))
-        reason = self.retry.give_up(attempts, time.time() - job.created_at, exc)
+        # The job as leased: its attempts include this one.
+        reason = self.retry.give_up(job.attempts, time.time() - job.created_at, exc)
         if reason is not None:
             log.error("printer %s: job %d failed: %s", self.name, job.id, reason)
             await self._finish(self.store.mark_failed, job.id, reason)

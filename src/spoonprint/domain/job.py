@@ -59,6 +59,7 @@ class Job:
     copies: int
     created_at: float
     updated_at: float
+    #: Delivery attempts started (a wait for paper or a cover is not one).
     attempts: int = 0
     order_id: str | None = None
     idempotency_key: str | None = None
@@ -75,6 +76,13 @@ class Job:
     reprint_of: int | None = None
     #: The name of the API key that sent the order.
     submitted_by: str | None = None
+    #: For a reprint: when the order was first accepted (the first job it reprints).
+    first_accepted_at: float | None = None
+
+    @property
+    def ordered_at(self) -> float:
+        """When the order was accepted, for a reprint as for its first job."""
+        return self.created_at if self.first_accepted_at is None else self.first_accepted_at
 
     @property
     def moved_to_backup(self) -> bool:
@@ -104,3 +112,4 @@ class NewJob:
     maybe_printed: bool = False
     reprint_of: int | None = None
     submitted_by: str | None = None
+    first_accepted_at: float | None = None

@@ -6,8 +6,10 @@ It reads the byte stream of every connection, answers status requests, cuts the 
 tickets, and keeps each ticket in :attr:`VirtualPrinter.tickets` and, if ``out_dir`` is given, as
 ``NNNNNN-YYYYmmdd-HHMMSS.bin`` (raw bytes), ``.txt`` (readable text) and ``.png`` (a picture of
 the paper, when anything was printed) files. NNNNNN continues from the highest number already in
-the folder; one printer per folder is assumed. Tickets are small, so they are drawn and saved
-with plain blocking calls on the event loop thread.
+the folder; one printer per folder is assumed. Given ``job_of`` (the server's built-in printer),
+NNNNNN is instead the id of the job being printed, with ``-2``, ``-3`` ... for its further
+tickets (copies, another attempt), and ``no-job`` for a ticket that came with none. Tickets are
+small, so they are drawn and saved with plain blocking calls on the event loop thread.
 
 Protocols (``protocol``, with ``width`` the printable width in dots, 576 by default):
 
@@ -129,7 +131,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -664,6 +666,7 @@ class VirtualPrinter:
         protocol: str = "escpos",
         width: int = DEFAULT_WIDTH,
         speed_mm_s: float | None = None,
+        job_of: Callable[[], int | None] | None = None,
     ) -> None:
         # Fail on a misspelt codec, protocol, width or speed now rather than at the first ticket.
         self._speed = _checked_speed(speed_mm_s)
@@ -679,6 +682,8 @@ class VirtualPrinter:
         self.encoding = encoding
         self.cjk_encoding = cjk_encoding
         self.tickets: list[Ticket] = []
+        #: The job whose ticket is arriving, asked as it is saved (see the module docstring).
+        self.job_of = job_of
         self._requested_port = port
         self._bound_port: int | None = None
         self._mode = PrinterMode(mode)
@@ -877,9 +882,17 @@ class VirtualPrinter:
 
     def _create_unique(self, stamp: str, data: bytes) -> Path:
         assert self.out_dir is not None
+        job = None if self.job_of is None else self.job_of()
+        further = 0
         while True:
-            path = self.out_dir / f"{self._next_seq:06d}-{stamp}.bin"
-            self._next_seq += 1
+            further += 1
+            if self.job_of is None:
+                name = f"{self._next_seq:06d}-{stamp}"
+                self._next_seq += 1
+            else:
+                name = f"{'no-job' if job is None else f'{job:06d}'}-{stamp}"
+                name += f"-{further}" if further > 1 else ""
+            path = self.out_dir / f"{name}.bin"
             try:
                 with path.open("xb") as file:
                     file.write(data)

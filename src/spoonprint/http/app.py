@@ -9,10 +9,11 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response, Security
 from fastapi import Path as FastApiPath
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.security import HTTPBasicCredentials
 from starlette.routing import Match
 from starlette.types import Scope
 
@@ -20,7 +21,7 @@ from spoonprint import __version__
 from spoonprint.app import Services
 from spoonprint.domain.job import NewJob
 from spoonprint.errors import JobNotFound
-from spoonprint.http.auth import require_admin, require_key
+from spoonprint.http.auth import api_key_header, basic_auth, require_admin, require_key
 from spoonprint.http.dashboard import dashboard_routes
 from spoonprint.http.depends import require_json, services_of
 from spoonprint.http.errors import install_error_handlers
@@ -98,12 +99,56 @@ def create_app(services: Services) -> FastAPI:
     return app
 
 
+#: What ``GET /`` tells a program: where things are (public: no version, printer or address).
+_INDEX: dict[str, Any] = {
+    "service": "spoonprint",
+    "detail": "print server for order tickets; every route but /status needs an API key",
+    "links": {
+        "dashboard": "/dashboard",
+        "status": "/status",
+        "docs": "/docs",
+        "openapi": "/openapi.json",
+        "print": "/print",
+        "job": "/jobs/{id}",
+        "queue": "/queue",
+        "printers": "/printers",
+    },
+}
+
+
+def _can_print(services: Services, name: str) -> bool:
+    """Whether ``name`` can print, by the latest word on it: its worker's last try, or the
+    health monitor's last check when that came later (a ticket that printed since outdates
+    the problem the monitor saw; a printer not tried yet counts as able)."""
+    state = services.printers[name].state
+    if state.online is False:
+        return False
+    if services.monitor is None:
+        return True
+    record = services.monitor.records[name]
+    checked_last = (record.last_probe_at or 0.0) >= (state.last_printed_at or 0.0)
+    return record.health.ok or not checked_last
+
+
 def _public_routes() -> APIRouter:
     router = APIRouter()
 
+    @router.get("/", include_in_schema=False, response_model=None)
+    def index(request: Request) -> Response:
+        # Someone typing the server's address into a browser wants the dashboard.
+        if "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse("/dashboard", status_code=303)
+        return JSONResponse(_INDEX)
+
     @router.get("/status", response_model=StatusOut, tags=["status"])
-    def status(request: Request) -> StatusOut:
-        """Is the server up, and how are its printers? Public: no order data, no addresses."""
+    def status(
+        request: Request,
+        key: str | None = Security(api_key_header),
+        basic: HTTPBasicCredentials | None = Security(basic_auth),
+    ) -> StatusOut:
+        """Is the server up, and can its printers print? Public: no order data, no addresses;
+        the version and uptime only for a valid key or a client in ``allowed_networks``. Always
+        200 while the server runs: ``status`` says ``ok``, ``degraded`` or ``down``."""
         services = services_of(request)
         queued = services.queued_by_printer()
         printers = [
@@ -117,12 +162,18 @@ def _public_routes() -> APIRouter:
             )
             for name, worker in services.printers.items()
         ]
-        return StatusOut(
-            version=services.version,
-            uptime_seconds=round(datetime.now().timestamp() - services.started_at, 3),
-            queue_depth=sum(queued.values()),
-            printers=printers,
+        able = sum(_can_print(services, name) for name in services.printers)
+        overall = "ok" if able == len(printers) else "degraded" if able else "down"
+        answer = StatusOut(status=overall, queue_depth=sum(queued.values()), printers=printers)
+        # What is installed and since when helps an attacker pick an exploit: the shop only.
+        ip = getattr(request.state, "client_ip", None) or (
+            request.client.host if request.client else ""
         )
+        presented = key or (basic.password if basic else None)
+        if services.guard.allowlisted(ip) or services.auth.identify(presented) is not None:
+            answer.version = services.version
+            answer.uptime_seconds = round(datetime.now().timestamp() - services.started_at, 3)
+        return answer
 
     return router
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from spoonprint.domain.job import Job, JobEvent, JobState
 from spoonprint.domain.receipt import EXAMPLE, Receipt
@@ -40,6 +41,14 @@ class PrintRequest(BaseModel):
         max_length=128,
         description="The shop's order id; sending the same id again returns the first job",
     )
+
+    @field_validator("text")
+    @classmethod
+    def _something_to_print(cls, text: str | None) -> str | None:
+        # A blank ticket tells the kitchen nothing, and looks like a printer fault.
+        if text is not None and not text.strip():
+            raise PydanticCustomError("empty_text", "text is empty: send something to print")
+        return text
 
     @model_validator(mode="after")
     def _one_content(self) -> PrintRequest:
@@ -83,7 +92,10 @@ class JobOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     printed_at: datetime | None
-    attempts: int
+    attempts: int = Field(
+        description="Delivery attempts started, as the history numbers them; waiting for "
+        "paper or a closed cover is not an attempt"
+    )
     last_error: str | None
     maybe_printed: bool = Field(description="An earlier attempt may have printed it: REPRINT")
     original_printer: str | None = Field(description="Set when moved to a backup printer")
@@ -144,9 +156,14 @@ class PrinterOut(PublicPrinterOut):
 
 
 class StatusOut(BaseModel):
-    status: Literal["ok"] = "ok"
-    version: str
-    uptime_seconds: float
+    status: Literal["ok", "degraded", "down"] = Field(
+        description="ok: every printer can print; degraded: some can; down: none can. A "
+        "printer cannot print when its last try failed or the health monitor found a problem"
+    )
+    version: str | None = Field(None, description="Only for a valid key or allowed_networks")
+    uptime_seconds: float | None = Field(
+        None, description="Only for a valid key or allowed_networks"
+    )
     queue_depth: int
     printers: list[PublicPrinterOut]
 

@@ -35,7 +35,7 @@ LeaseNew = Callable[[NewJob, Job], tuple[str, float] | None]
 JOB_COLUMNS = (
     "id, printer, state, payload, copies, order_id, idempotency_key, created_at, updated_at,"
     " printed_at, attempts, last_error, maybe_printed, lease_owner, lease_expires,"
-    " original_printer, reprint_of, submitted_by"
+    " original_printer, reprint_of, submitted_by, first_accepted_at"
 )
 #: Whether a job of the printer older than a given one still waits (queued or printing).
 _OLDER_PENDING = "SELECT 1 FROM jobs WHERE printer = ? AND state IN (?, ?) AND id < ? LIMIT 1"
@@ -54,6 +54,12 @@ _COUNT_PENDING = """
     )
     FROM printers WHERE name IS NOT NULL
 """
+_RETURN_NUMBER = (
+    "UPDATE sqlite_sequence SET seq = seq - 1"
+    " WHERE name = 'jobs' AND seq > (SELECT COALESCE(MAX(id), 0) FROM jobs)"
+)
+#: The job a printer is printing now (one at a time): its id.
+_PRINTING = "SELECT id FROM jobs WHERE printer = ? AND state = ? LIMIT 1"
 _RECOVERED = "recovered: its printer process stopped mid-ticket; will print marked REPRINT"
 
 
@@ -150,7 +156,12 @@ class SqliteJobStore:
         maybe = original.maybe_printed or original.state in (JobState.PRINTED, JobState.SENT)
         printer = original.original_printer or original.printer
         new = NewJob(
-            printer, original.payload, original.copies, maybe_printed=maybe, reprint_of=original.id
+            printer,
+            original.payload,
+            original.copies,
+            maybe_printed=maybe,
+            reprint_of=original.id,
+            first_accepted_at=original.ordered_at,
         )
         job, _ = self.enqueue(new)
         return job
@@ -193,6 +204,12 @@ class SqliteJobStore:
             rows = self._conn.execute(_COUNT_PENDING, tuple(PENDING_STATES)).fetchall()
         return {printer: count for printer, count in rows if count}
 
+    def printing(self, printer: str) -> int | None:
+        """The id of the job ``printer`` is printing now, if any."""
+        with self._lock:
+            row = self._conn.execute(_PRINTING, (printer, JobState.PRINTING)).fetchone()
+        return None if row is None else int(row[0])
+
     def count_by_state(self) -> dict[JobState, int]:
         with self._lock:
             rows = self._conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
@@ -225,6 +242,7 @@ class SqliteJobStore:
                 job,
                 JobState.PRINTING,
                 f"attempt {job.attempts + 1}",
+                attempts=job.attempts + 1,
                 lease_owner=owner,
                 lease_expires=self._clock() + lease_seconds,
             )
@@ -254,14 +272,16 @@ class SqliteJobStore:
         count_attempt: bool = True,
         owner: str | None = None,
     ) -> Job:
-        """An attempt did not finish: ``printing -> queued``, keeping the job's place."""
+        """An attempt did not finish: ``printing -> queued``, keeping the job's place. An
+        attempt that does not count (the printer waits for paper) is taken back off the count
+        its start added."""
         with self._lock:
             job = self._owned(job_id, owner)
             return self._transition(
                 job,
                 JobState.QUEUED,
                 f"will retry: {error}",
-                attempts=job.attempts + int(count_attempt),
+                attempts=job.attempts if count_attempt else max(job.attempts - 1, 0),
                 last_error=error,
                 maybe_printed=int(job.maybe_printed or maybe_printed),
                 lease_owner=None,
@@ -275,7 +295,6 @@ class SqliteJobStore:
                 job,
                 JobState.FAILED,
                 error,
-                attempts=job.attempts + 1,
                 last_error=error,
                 lease_owner=None,
                 lease_expires=None,
@@ -407,12 +426,13 @@ class SqliteJobStore:
             return job
         owner, seconds = taken
         self._conn.execute(
-            "UPDATE jobs SET state = ?, lease_owner = ?, lease_expires = ? WHERE id = ?",
+            "UPDATE jobs SET state = ?, attempts = 1, lease_owner = ?, lease_expires = ?"
+            " WHERE id = ?",
             (JobState.PRINTING, owner, now + seconds, job.id),
         )
         self._add_event(job.id, JobState.QUEUED, JobState.PRINTING, "attempt 1", now)
         return dataclasses.replace(
-            job, state=JobState.PRINTING, lease_owner=owner, lease_expires=now + seconds
+            job, state=JobState.PRINTING, attempts=1, lease_owner=owner, lease_expires=now + seconds
         )
 
     def _insert(self, new: NewJob, now: float) -> tuple[Job, bool]:
@@ -421,8 +441,8 @@ class SqliteJobStore:
         # then is the first job looked up. A new order costs no lookup.
         cursor = self._conn.execute(
             "INSERT INTO jobs (printer, state, payload, copies, order_id, idempotency_key,"
-            " created_at, updated_at, maybe_printed, reprint_of, submitted_by)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            " created_at, updated_at, maybe_printed, reprint_of, submitted_by, first_accepted_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (
                 new.printer,
                 JobState.QUEUED,
@@ -435,9 +455,13 @@ class SqliteJobStore:
                 int(new.maybe_printed),
                 new.reprint_of,
                 new.submitted_by,
+                new.first_accepted_at,
             ),
         )
         if cursor.rowcount == 0:
+            # AUTOINCREMENT drew a number for the refused row: give it back, or every repeated
+            # order leaves a gap in the job numbers staff read. Never below a stored job.
+            self._conn.execute(_RETURN_NUMBER)
             existing = self._find_duplicate(new)
             if existing is None:  # cannot be: only the two unique indexes make a conflict
                 raise StoreError(f"order {new.order_id!r} conflicts with no job")
@@ -462,6 +486,7 @@ class SqliteJobStore:
             maybe_printed=new.maybe_printed,
             reprint_of=new.reprint_of,
             submitted_by=new.submitted_by,
+            first_accepted_at=new.first_accepted_at,
         )
         return job, True
 
@@ -561,6 +586,7 @@ def job_from_row(row: tuple[Any, ...]) -> Job:
         original_printer=row[15],
         reprint_of=row[16],
         submitted_by=row[17],
+        first_accepted_at=row[18],
     )
 
 
