@@ -41,8 +41,6 @@ def serve(settings: Settings) -> None:
         ws="none",
         # Short idle keep-alive: an internet-facing port should not hold idle sockets long.
         timeout_keep_alive=5,
-        # Headers are small here; a huge header block is an attack, not an order.
-        h11_max_incomplete_event_size=16 * 1024,
         limit_concurrency=200,
         server_header=False,
         # X-Forwarded-For is the guard's business, believed only from `trusted_proxies`;

@@ -12,16 +12,24 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from spoonprint.errors import SpoonprintError
 from spoonprint.security.clients import parse_address, within
 from spoonprint.security.guard import Guard
 
 
 def guarded_protocol(guard: Guard, header_timeout: float) -> type[Any]:
-    """A uvicorn HTTP protocol class (httptools when installed, else h11) with the guards."""
+    """uvicorn's httptools protocol class with the guards.
+
+    httptools is a required dependency. uvicorn's h11 protocol is no fallback: it has no
+    ``on_headers_complete`` to disarm the header timer by, so it would cut every response
+    still streaming at ``header_timeout``."""
     try:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
-    except ImportError:  # httptools has no wheel for this platform
-        from uvicorn.protocols.http.h11_impl import H11Protocol as Base  # type: ignore[assignment]
+    except ImportError as exc:
+        raise SpoonprintError(
+            f"the HTTP parser httptools cannot be loaded ({exc}); it is required: "
+            "reinstall spoonprint (pip install --force-reinstall spoonprint)"
+        ) from exc
 
     class GuardedProtocol(Base):
         _header_timer: asyncio.TimerHandle | None = None
