@@ -13,12 +13,21 @@ from spoonprint.config import Settings
 from spoonprint.http.app import create_app
 from spoonprint.http.protocol import guarded_protocol
 from spoonprint.logs import setup_logging
+from spoonprint.private import keep_private, make_private
 
 log = logging.getLogger("spoonprint")
 
 
 def serve(settings: Settings) -> None:
+    keep_private()
+    tightened = make_private(settings.server.data_dir)
     log_file = setup_logging(settings.server.data_dir, settings.server.log_level)
+    if tightened:
+        log.info(
+            "made %d files and folders in %s private to this user",
+            tightened,
+            settings.server.data_dir,
+        )
     services = build(settings)
     keys = services.auth.keys.list()
     if not any(k.revoked_at is None for k in keys) and settings.api_key is None:
