@@ -1,6 +1,7 @@
 """uvicorn's HTTP protocol with three guards at the connection level, below the ASGI app:
 
-- a blocked address is disconnected as soon as it connects (nothing else runs for it);
+- a blocked address is told it is blocked a few times a minute, and past that disconnected as
+  soon as it connects (nothing else runs for it);
 - bytes that are not HTTP at all (an SSH banner, garbage, a malformed request line) count as a
   strike against the sender before uvicorn's own 400 answer;
 - request headers must arrive within ``header_timeout`` seconds, so a client dribbling bytes
@@ -39,7 +40,10 @@ def guarded_protocol(guard: Guard, header_timeout: float) -> type[Any]:
             ip = self.client[0] if self.client else None
             # Behind a trusted proxy the real client is only known from its header (later).
             trusted_proxy = within(parse_address(ip or ""), guard.policy.trusted_proxies)
-            if ip is not None and not trusted_proxy and guard.blocked(ip):
+            # A blocked address within its few answers a minute goes on, to be answered 403
+            # by the guard middleware, saying why.
+            blocked = ip is not None and not trusted_proxy and guard.blocked(ip)
+            if blocked and not guard.may_answer_blocked(ip or ""):
                 transport.abort()
                 return
             self._arm_header_timer()
