@@ -3,15 +3,22 @@ responses. Clients bind to 127.0.0.2, 127.0.0.3 ... to act as other machines."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
+from bench.harness import rss_mb
 
-from .conftest import ServerFactory, free_port, run_spoonprint, write_config
+from .conftest import Server, ServerFactory, free_port, run_spoonprint, write_config
 from .test_dashboard import sign_in
+from .test_security_e2e import raw_exchange
 
 
 def test_a_response_streaming_past_the_header_timeout_is_not_cut(
@@ -56,3 +63,70 @@ def test_without_httptools_the_server_refuses_to_start(
     assert result.returncode == 1, result.stderr
     assert "httptools" in result.stderr and "required" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- the request head's size --------------------------------------------------------------
+
+
+def head(path: str = "/status", headers: Sequence[tuple[str, str]] = ()) -> bytes:
+    lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def json_answer(raw: bytes) -> tuple[int, dict[str, Any]]:
+    top, _, body = raw.partition(b"\r\n\r\n")
+    status = int(top.split(b" ", 2)[1])
+    assert b"content-type: application/json" in top.lower(), top
+    return status, json.loads(body)
+
+
+def test_a_normal_head_is_served(server: Server) -> None:
+    answer = raw_exchange(server, head(headers=[("X-Big", "x" * 8000)]), source="127.0.0.1")
+    assert json_answer(answer)[0] == 200
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [[("X-Big", "x" * 100_000)], [(f"X-{n}", "1") for n in range(150)]],
+    ids=["one-huge-header", "too-many-headers"],
+)
+def test_a_head_over_the_limits_is_431(server: Server, headers: list[tuple[str, str]]) -> None:
+    status, body = json_answer(raw_exchange(server, head(headers=headers)))
+    assert status == 431 and body["error"] == "request headers too large"
+    assert "16384 bytes" in body["detail"] and "100 headers" in body["detail"]
+
+
+def stream_header(port: int, source: str, total: int) -> tuple[bytes, int]:
+    """Send a head whose one header never ends, ``total`` bytes in 4 KB pieces; (what the
+    server answered, bytes it took before it hung up)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0)) as s:
+        sent = 0
+        try:
+            s.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\nX-Long: ")
+            while sent < total:
+                s.sendall(b"y" * 4096)
+                sent += 4096
+        except OSError:
+            pass  # the server closed: what did it say?
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := s.recv(65536):
+                answer += chunk
+    return answer, sent
+
+
+def test_streamed_header_bytes_are_cut_off_and_do_not_pile_up(server: Server) -> None:
+    assert server.proc is not None
+    before = rss_mb(server.proc.pid)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(
+            pool.map(
+                lambda n: stream_header(server.port, f"127.0.0.{n + 2}", 8 * 1024 * 1024),
+                range(8),
+            )
+        )
+    for answer, sent in results:
+        assert json_answer(answer)[0] == 431
+        assert sent < 8 * 1024 * 1024  # refused long before the end
+    assert rss_mb(server.proc.pid) - before < 20

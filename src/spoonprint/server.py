@@ -44,7 +44,7 @@ def serve(settings: Settings) -> None:
         host=settings.server.host,
         port=settings.server.port,
         log_config=None,
-        http=guarded_protocol(services.guard, security.header_timeout),
+        http=guarded_protocol(services.guard, security),
         # No WebSocket endpoint exists: an upgrade request is served as plain HTTP, through the
         # guard like any other, and the WebSocket library is never loaded (~50 ms of start-up).
         ws="none",
