@@ -18,7 +18,7 @@ from bench.harness import rss_mb
 
 from .conftest import Server, ServerFactory, free_port, run_spoonprint, write_config
 from .test_dashboard import sign_in
-from .test_security_e2e import raw_exchange
+from .test_security_e2e import outside, raw_exchange, security_events
 
 
 def test_a_response_streaming_past_the_header_timeout_is_not_cut(
@@ -130,3 +130,48 @@ def test_streamed_header_bytes_are_cut_off_and_do_not_pile_up(server: Server) ->
         assert json_answer(answer)[0] == 431
         assert sent < 8 * 1024 * 1024  # refused long before the end
     assert rss_mb(server.proc.pid) - before < 20
+
+
+# -- slow clients -------------------------------------------------------------------------
+
+SHOP_ONLY = {
+    "SPOONPRINT_SECURITY__ALLOWED_NETWORKS": '["127.0.0.1/32"]',
+    "SPOONPRINT_SECURITY__RATE_LIMIT_PER_MINUTE": "1000",
+}
+
+
+def connect(server: Server, source: str) -> socket.socket:
+    return socket.create_connection(
+        ("127.0.0.1", server.port), timeout=5, source_address=(source, 0)
+    )
+
+
+def read_all(sock: socket.socket) -> bytes:
+    answer = b""
+    with contextlib.suppress(OSError):
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_slow_headers_are_408_and_strikes_an_idle_connection_is_neither(
+    make_server: ServerFactory,
+) -> None:
+    server = make_server(
+        [],
+        **SHOP_ONLY,
+        SPOONPRINT_SECURITY__HEADER_TIMEOUT="0.5",
+        SPOONPRINT_SECURITY__BLOCK_AFTER="2",
+    )
+    for _ in range(3):  # connections that never send a byte, as browsers keep spare ones
+        with connect(server, "127.0.0.3") as idle:
+            assert read_all(idle) == b""  # closed, nothing said
+    assert outside(server, server.key, "127.0.0.3").get("/printers").status_code == 200
+    for _ in range(2):
+        with connect(server, "127.0.0.2") as slow:
+            slow.sendall(b"GET /printers HTTP/1.1\r\nHost: x\r\n")  # ... never the end
+            status, body = json_answer(read_all(slow))
+            assert status == 408 and body["error"] == "request headers too slow"
+    assert outside(server, server.key).get("/printers").status_code == 403  # blocked
+    strikes = [e for e in security_events(server) if e["event"] == "strike"]
+    assert [(e["ip"], e["detail"]) for e in strikes] == [("127.0.0.2", "slow headers")] * 2

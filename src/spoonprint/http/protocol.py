@@ -5,7 +5,8 @@
 - bytes that are not HTTP at all (an SSH banner, garbage, a malformed request line) count as a
   strike against the sender, answered 400;
 - request headers must arrive within ``header_timeout`` seconds, so a client dribbling bytes
-  cannot hold a connection open (uvicorn itself times out only idle keep-alive connections);
+  cannot hold a connection open (uvicorn itself times out only idle keep-alive connections):
+  a strike, answered 408 (a connection that sent nothing at all is only closed);
 - the request line and headers may be ``max_header_bytes`` long and hold ``max_headers``
   headers (httptools itself has no limit: it buffers a header as long as it keeps coming).
 
@@ -70,6 +71,12 @@ def guarded_protocol(guard: Guard, settings: SecuritySettings) -> type[Any]:
         431,
         "request headers too large",
         f"the request line and headers may be at most {max_head} bytes and {max_headers} headers",
+    )
+
+    too_slow = refusal(
+        408,
+        "request headers too slow",
+        f"the request line and headers must arrive within {header_timeout:g} s",
     )
 
     class GuardedProtocol(Base):
@@ -160,8 +167,7 @@ def guarded_protocol(guard: Guard, settings: SecuritySettings) -> type[Any]:
             pass
 
         def send_400_response(self, msg: str) -> None:
-            ip = self.client[0] if self.client else "unknown"
-            guard.strike(ip, "-", "-", f"not HTTP: {msg}")
+            self._strike(f"not HTTP: {msg}")
             self._refuse(refusal(400, "bad request", "this is not an HTTP request"))
 
         def _refuse(self, answer: bytes) -> None:
@@ -187,8 +193,22 @@ def guarded_protocol(guard: Guard, settings: SecuritySettings) -> type[Any]:
                 self._header_timer = None
 
         def _headers_too_slow(self) -> None:
+            if self._head_bytes == 0:
+                # Nothing sent at all: a browser's spare connection, not an attack.
+                self.transport.close()
+                return
             ip = self.client[0] if self.client else "unknown"
             guard.events.record(ip, "-", "-", "slow_headers", f"over {header_timeout:g} s")
-            self.transport.abort()
+            self._strike("slow headers")
+            self._refuse(too_slow)
+
+        def _strike(self, reason: str) -> None:
+            """A strike against the peer, unless it is a trusted proxy (which speaks for
+            others: the guard middleware judges those by their forwarded address)."""
+            ip = self.client[0] if self.client else "unknown"
+            if within(parse_address(ip), guard.policy.trusted_proxies):
+                guard.events.record(ip, "-", "-", "proxy_strike", reason)
+            else:
+                guard.strike(ip, "-", "-", reason)
 
     return GuardedProtocol
