@@ -175,3 +175,39 @@ def test_slow_headers_are_408_and_strikes_an_idle_connection_is_neither(
     assert outside(server, server.key).get("/printers").status_code == 403  # blocked
     strikes = [e for e in security_events(server) if e["event"] == "strike"]
     assert [(e["ip"], e["detail"]) for e in strikes] == [("127.0.0.2", "slow headers")] * 2
+
+
+def post_head(server: Server, path: str, length: int) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nX-API-Key: {server.key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+def test_a_body_sent_too_slowly_is_408_and_a_strike(make_server: ServerFactory) -> None:
+    server = make_server(
+        [],
+        **SHOP_ONLY,
+        SPOONPRINT_SECURITY__BODY_TIMEOUT="1",
+        SPOONPRINT_SECURITY__BLOCK_AFTER="2",
+    )
+    body = json.dumps({"text": "Table 4: 2 x BBQ pork rice"}).encode()
+    with connect(server, "127.0.0.2") as fine:  # slow, but within the time
+        fine.sendall(post_head(server, "/print", len(body)))
+        for piece in (body[:5], body[5:10], body[10:]):
+            time.sleep(0.1)  # a slow link, on purpose
+            fine.sendall(piece)
+        assert json_answer(read_all(fine))[0] == 202
+    for path in ("/preview", "/print"):
+        with connect(server, "127.0.0.2") as slow:
+            slow.sendall(post_head(server, path, len(body)) + body[:10])  # ... and no more
+            started = time.monotonic()
+            status, answer = json_answer(read_all(slow))
+            assert status == 408 and answer["error"] == "request body too slow", answer
+            assert "within 1 s" in answer["detail"]
+            assert time.monotonic() - started < 4
+    assert outside(server, server.key).get("/printers").status_code == 403  # blocked
+    strikes = [e for e in security_events(server) if e["event"] == "strike"]
+    assert [e["detail"] for e in strikes] == ["slow body"] * 2
+    log = server.log.read_text(errors="replace")
+    assert "ERROR" not in log and "Traceback" not in log, log[-3000:]
