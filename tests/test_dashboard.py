@@ -155,7 +155,9 @@ def test_sign_in_only_with_an_admin_key_and_wrong_keys_are_strikes(
         wrong = stranger.post("/dashboard/sign-in", data={"key": "sp_guess"})
         assert wrong.status_code == 401 and "not right" in wrong.text
     assert stranger.post("/dashboard/sign-in", data={"key": server.key}).status_code == 303
-    assert stranger.post("/dashboard/sign-in", data={}).status_code == 401  # third strike
+    assert stranger.post("/dashboard/sign-in", data={}).status_code == 401  # no key: no strike
+    third = stranger.post("/dashboard/sign-in", data={"key": "sp_other"})
+    assert third.status_code == 401  # the third strike
     try:
         blocked = stranger.get("/dashboard").status_code == 403
     except httpx.TransportError:

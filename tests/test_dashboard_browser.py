@@ -175,7 +175,7 @@ def test_sign_in_see_a_printed_order_reprint_it_and_see_it_print(
     # The whole visit cost one strike: the wrong key. No favicon or other guess was requested.
     strikes = [e for e in security_events(server) if e["event"] == "strike"]
     assert [(e["path"], e["detail"]) for e in strikes] == [
-        ("/dashboard/sign-in", "missing or wrong API key")
+        ("/dashboard/sign-in", "wrong API key (dashboard sign-in)")
     ]
     page.click("form.sign-out button")
     expect(page.locator("#key")).to_be_visible()

@@ -83,6 +83,12 @@ class SecuritySettings(_Section):
     block_seconds: float = Field(300.0, gt=0)
     #: A client must send its request headers within this many seconds.
     header_timeout: Seconds = 10.0
+    #: A request's whole body must arrive within this many seconds of its headers.
+    body_timeout: Seconds = 10.0
+    #: Request line and headers together may be this many bytes (more: 431)...
+    max_header_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
+    #: ...and hold this many headers.
+    max_headers: int = Field(100, ge=10, le=1000)
     #: Serve HTTPS with this certificate and key (PEM files).
     tls_cert: Path | None = None
     tls_key: Path | None = None

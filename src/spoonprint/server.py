@@ -15,6 +15,7 @@ from spoonprint.errors import ConfigError
 from spoonprint.http.app import create_app
 from spoonprint.http.protocol import guarded_protocol
 from spoonprint.logs import setup_logging
+from spoonprint.private import keep_private, make_private
 
 log = logging.getLogger("spoonprint")
 
@@ -48,7 +49,15 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def _serve(settings: Settings, listener: socket.socket) -> None:
+    keep_private()
+    tightened = make_private(settings.server.data_dir)
     log_file = setup_logging(settings.server.data_dir, settings.server.log_level)
+    if tightened:
+        log.info(
+            "made %d files and folders in %s private to this user",
+            tightened,
+            settings.server.data_dir,
+        )
     services = build(settings)
     keys = services.auth.keys.list()
     if not any(k.revoked_at is None for k in keys) and settings.api_key is None:
@@ -65,14 +74,12 @@ def _serve(settings: Settings, listener: socket.socket) -> None:
         host=settings.server.host,
         port=settings.server.port,
         log_config=None,
-        http=guarded_protocol(services.guard, security.header_timeout),
+        http=guarded_protocol(services.guard, security),
         # No WebSocket endpoint exists: an upgrade request is served as plain HTTP, through the
         # guard like any other, and the WebSocket library is never loaded (~50 ms of start-up).
         ws="none",
         # Short idle keep-alive: an internet-facing port should not hold idle sockets long.
         timeout_keep_alive=5,
-        # Headers are small here; a huge header block is an attack, not an order.
-        h11_max_incomplete_event_size=16 * 1024,
         limit_concurrency=200,
         server_header=False,
         # X-Forwarded-For is the guard's business, believed only from `trusted_proxies`;

@@ -14,10 +14,12 @@ import sys
 from typing import Any
 
 from spoonprint import startup
+from spoonprint.private import keep_private
 
 
 def run() -> None:
     startup.begin()
+    keep_private()  # every command may create files in the data folder
     args = sys.argv[1:]
     if args[:1] == ["serve"]:
         from spoonprint.cli import serve

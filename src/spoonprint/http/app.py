@@ -80,7 +80,11 @@ def create_app(services: Services) -> FastAPI:
     install_error_handlers(app)
     # Innermost of spoonprint's middleware: orders are answered after the guard and the limit.
     app.add_middleware(IntakeMiddleware)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=services.settings.server.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=services.settings.server.max_body_bytes,
+        body_timeout=services.settings.security.body_timeout,
+    )
     app.include_router(_public_routes())
     app.include_router(_private_routes(app), dependencies=[Depends(require_key)])
     app.include_router(recovery_routes(require_json), dependencies=[Depends(require_key)])

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPBasic, HTTPBasicCredentials
 
+from spoonprint.http.guard import strike_after
 from spoonprint.security.keys import Identity
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
@@ -26,6 +27,8 @@ async def require_key(
     presented = key or (basic.password if basic else None)
     identity: Identity | None = request.app.state.services.auth.identify(presented)
     if identity is None:
+        if presented:
+            strike_after(request.scope, "wrong API key")
         detail = "wrong API key" if presented else "send your API key in the X-API-Key header"
         raise HTTPException(401, detail, headers={"WWW-Authenticate": 'Basic realm="spoonprint"'})
     request.state.identity = identity

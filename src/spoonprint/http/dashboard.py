@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from spoonprint.app import Services
 from spoonprint.domain.job import Job, JobState, can_transition
+from spoonprint.http.guard import strike_after
 from spoonprint.http.session import (
     COOKIE,
     COOKIE_PATH,
@@ -444,6 +445,8 @@ def _page_routes(router: APIRouter) -> None:
         services = dashboard.services
         identity = services.auth.identify(key)
         if identity is None:
+            if key:
+                strike_after(request.scope, "wrong API key (dashboard sign-in)")
             message = "That key is not right." if key else "Enter an admin key."
             return sign_in_page(message, 401)
         if not identity.admin:

@@ -18,6 +18,7 @@ from spoonprint.errors import (
     StoreUnavailable,
     UnknownPrinter,
 )
+from spoonprint.http.limits import BodyRefused
 
 log = logging.getLogger("spoonprint.http")
 
@@ -69,6 +70,11 @@ def install_error_handlers(app: FastAPI) -> None:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
             return error_response(400, "body is not valid JSON", problems)
         return error_response(422, "invalid request", problems)
+
+    @app.exception_handler(BodyRefused)
+    async def body_refused(request: Request, exc: BodyRefused) -> JSONResponse:
+        # An expected refusal, not an error to log: the body-limit middleware answers it.
+        return error_response(exc.status, exc.error, exc.detail)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

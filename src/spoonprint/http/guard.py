@@ -1,17 +1,33 @@
 """Pure ASGI middleware in front of the whole app: blocked clients, allowlist, rate limits and
 scanner probes are dealt with before any route runs (in the style of Starlette's
-TrustedHostMiddleware)."""
+TrustedHostMiddleware).
+
+What counts as a strike: scanner probes and unknown paths, unusual methods, and whatever an
+inner layer names with :func:`strike_after` (a wrong key, a body sent too slowly). A request
+without any key is not one (a browser asks before it sends a password), nor is anything asked of
+the pages a person opens by hand (:data:`NEVER_STRIKES`).
+"""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spoonprint.security.clients import client_address
-from spoonprint.security.guard import Guard
+from spoonprint.security.guard import Block, Guard
 from spoonprint.security.scanner import probe_reason
+
+#: What a person types or a browser opens first: never a strike, with a key or without.
+NEVER_STRIKES = frozenset({"/", "/docs", "/openapi.json", "/dashboard", "/dashboard/"})
+_STRIKE = "strike"
+
+
+def strike_after(scope: Scope, reason: str) -> None:
+    """Count a strike against the client once this request has been answered."""
+    scope.setdefault("state", {})[_STRIKE] = reason
 
 
 class GuardMiddleware:
@@ -28,22 +44,27 @@ class GuardMiddleware:
         peer = scope["client"][0] if scope.get("client") else None
         forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1") or None
         ip = client_address(peer, forwarded, self.guard.policy.trusted_proxies)
-        scope.setdefault("state", {})["client_ip"] = ip
+        state = scope.setdefault("state", {})
+        state["client_ip"] = ip
         method, path = scope["method"], scope["path"]
-        if self.guard.blocked(ip):
-            await _answer(send, 403, "blocked", "too many bad requests from this address")
+        block = self.guard.block_of(ip)
+        if block is not None:
+            await _answer_blocked(send, block)
             return
         allowlisted = self.guard.allowlisted(ip)
         if not allowlisted and self.guard.policy.allowlist_only:
             self.guard.events.record(ip, method, path, "refused", "outside allowed_networks")
             await _answer(send, 403, "forbidden", "not allowed from this network")
             return
+        never = method in ("GET", "HEAD") and path in NEVER_STRIKES
         reason = probe_reason(method, scope.get("raw_path", b"").decode("latin-1") or path)
         if reason is None and not self.known_path(path):
             reason = "unknown path"
         if reason is not None:
-            self.guard.strike(ip, method, path, reason)
             await _answer(send, 404, "not found", None)
+            # After the answer: the strike that blocks may close this connection.
+            if not never:
+                self.guard.strike(ip, method, path, reason)
             return
         retry = None if allowlisted else self.guard.retry_after(ip)
         if retry is not None:
@@ -56,17 +77,28 @@ class GuardMiddleware:
                 [(b"retry-after", str(retry).encode())],
             )
             return
-        status = 0
+        await self.app(scope, receive, send)
+        strike = state.pop(_STRIKE, None)
+        if strike is not None and not never:
+            self.guard.strike(ip, method, path, strike)
 
-        async def watch(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
 
-        await self.app(scope, receive, watch)
-        if status == 401:
-            self.guard.strike(ip, method, path, "missing or wrong API key")
+async def _answer_blocked(send: Send, block: Block) -> None:
+    until = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(block.until))
+    retry = max(int(block.until - time.time()) + 1, 1)
+    detail = (
+        f"this address ({block.ip}) is blocked until {until} after too many bad requests "
+        f"(last: {block.reason}); the shop's owner can lift the block at once with: "
+        f"spoonprint security unblock {block.ip}"
+    )
+    await _answer(
+        send,
+        403,
+        "blocked",
+        detail,
+        [(b"retry-after", str(retry).encode()), (b"connection", b"close")],
+        {"blocked_until": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(block.until))},
+    )
 
 
 async def _answer(
@@ -75,8 +107,9 @@ async def _answer(
     error: str,
     detail: str | None,
     extra: list[tuple[bytes, bytes]] | None = None,
+    fields: dict[str, str] | None = None,
 ) -> None:
-    body = json.dumps({"error": error, "detail": detail}).encode()
+    body = json.dumps({"error": error, "detail": detail, **(fields or {})}).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

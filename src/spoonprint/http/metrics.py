@@ -41,6 +41,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, Security
 from fastapi.security import APIKeyHeader, HTTPBasic, HTTPBasicCredentials
 
 from spoonprint.app import Services
+from spoonprint.http.guard import strike_after
 from spoonprint.http.ops_routes import OpsReader
 
 if TYPE_CHECKING:
@@ -182,6 +183,8 @@ async def metrics_access(
         presented = bearer[7:].strip()
     identity = services.auth.identify(presented)
     if identity is None:
+        if presented:
+            strike_after(request.scope, "wrong API key")
         detail = "wrong API key" if presented else "send an admin API key in the X-API-Key header"
         raise HTTPException(401, detail, headers={"WWW-Authenticate": 'Basic realm="spoonprint"'})
     if not identity.admin:

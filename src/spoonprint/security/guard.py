@@ -5,6 +5,9 @@ and never blocked by strikes (strikes are still logged). Anyone else may still u
 within ``rate_limit_per_minute``, unless ``allowlist_only``. ``block_after`` strikes (scanner
 probes, wrong keys, malformed requests) within ``strike_window`` block an address for
 ``block_seconds``; a block survives restarts and ``spoonprint security unblock IP`` lifts it.
+A blocked address is told so (until when, and how the owner lifts it) at most
+``BLOCK_ANSWERS_PER_MINUTE`` times a minute; past that its connections are dropped unanswered,
+so that a blocked scanner costs next to nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ if TYPE_CHECKING:
     from limits.strategies import MovingWindowRateLimiter
 
 log = logging.getLogger("spoonprint.security")
+
+#: Answers a minute that tell one blocked address it is blocked (the rest are dropped).
+BLOCK_ANSWERS_PER_MINUTE = 3
+#: Addresses whose answers are counted at most: a scan from many addresses cannot grow it.
+_MAX_COUNTED = 4096
 
 
 @dataclass(frozen=True)
@@ -99,23 +107,42 @@ class Guard:
         # Blocked addresses cached in memory so a blocked client costs one dict lookup.
         self._blocked = {b.ip: b.until for b in blocks.active(clock())}
         self._rate_limit: tuple[RateLimitItem, MovingWindowRateLimiter] | None = None
+        self._block_answers: dict[str, tuple[float, int]] = {}
 
     def allowlisted(self, ip: str) -> bool:
         return within(parse_address(ip), self.policy.allowed_networks)
 
     def blocked(self, ip: str) -> bool:
+        return self.block_of(ip) is not None
+
+    def block_of(self, ip: str) -> Block | None:
+        """The block on ``ip`` now in force, or None."""
         until = self._blocked.get(ip)
         if until is None:
-            return False
+            return None
         if until <= self._clock():
             self._blocked.pop(ip, None)
-            return False
+            return None
         # Confirm with the database, so an unblock from the command line takes effect at once.
         block = self.blocks.get(ip)
         if block is None or block.until <= self._clock():
             self._blocked.pop(ip, None)
-            return False
-        return True
+            return None
+        return block
+
+    def may_answer_blocked(self, ip: str) -> bool:
+        """Whether a blocked ``ip`` may be told so once more this minute (counts the answer)."""
+        now = self._clock()
+        with self._lock:
+            started, count = self._block_answers.get(ip, (now, 0))
+            if now - started >= 60:
+                started, count = now, 0
+            if count >= BLOCK_ANSWERS_PER_MINUTE:
+                return False
+            if len(self._block_answers) >= _MAX_COUNTED:
+                self._block_answers.clear()
+            self._block_answers[ip] = (started, count + 1)
+            return True
 
     def retry_after(self, ip: str) -> int | None:
         """None when the request may go; else seconds until it may (rate limited)."""

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from spoonprint.errors import ConfigError, PrinterOffline, PrinterTimeout
+from spoonprint.private import shared_folder
 from spoonprint.recovery.health import HEALTHY, Fault, Health, Problem
 from spoonprint.recovery.strategy import NeedsAdmin, RecoveryFailed, Strategy
 from spoonprint.transports.base import StatusQuery, Ticket, Timeouts, ticket_bytes
@@ -69,7 +70,7 @@ class FileTransport:
         """Write one ticket file (blocking); its path. PrinterOffline when it cannot."""
         with self._lock:
             try:
-                self.folder.mkdir(parents=True, exist_ok=True)
+                shared_folder(self.folder)  # tickets are for other programs to read
                 temp = self._write_temp(data)
             except OSError as exc:
                 raise self._offline(exc) from exc
@@ -182,7 +183,7 @@ class FileTransport:
 
     async def _create_folder(self, problem: Problem) -> str:
         try:
-            await asyncio.to_thread(self.folder.mkdir, parents=True, exist_ok=True)
+            await asyncio.to_thread(shared_folder, self.folder)
         except PermissionError as exc:
             raise NeedsAdmin(
                 f"cannot create {self.folder}: permission denied; create it and give the user "
