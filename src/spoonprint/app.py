@@ -115,6 +115,13 @@ class Services:
             return None
         return worker.owner, worker.lease_seconds
 
+    def unprintable(
+        self, printer: str, payload: dict[str, Any]
+    ) -> list[tuple[tuple[str | int, ...], str]]:
+        """Each field of ``payload`` that ``printer`` could not print, and why: asked before
+        an order is accepted, so that nothing is acknowledged that cannot print."""
+        return loader.unprintable(payload, self.printers[printer].profile, self.typeface)
+
     def preview(self, printer: str, payload: dict[str, Any]) -> bytes:
         """PNG of the ticket ``payload`` would print on ``printer`` (CPU-bound: use a thread)."""
         profile = self.configs[printer].profile()

@@ -25,7 +25,7 @@ from spoonprint.http.dashboard import dashboard_routes
 from spoonprint.http.depends import require_json, services_of
 from spoonprint.http.errors import install_error_handlers
 from spoonprint.http.guard import GuardMiddleware
-from spoonprint.http.intake import IntakeMiddleware, add_print_route
+from spoonprint.http.intake import IntakeMiddleware, add_print_route, printable_payload
 from spoonprint.http.limits import BodySizeLimitMiddleware
 from spoonprint.http.ops_routes import ops_routes
 from spoonprint.http.recovery import recovery_routes
@@ -144,7 +144,8 @@ def _private_routes(app: FastAPI) -> APIRouter:
         default printer): its paper width and style. Nothing is printed or stored."""
         services = services_of(request)
         printer = services.printer_name(order.printer)
-        png = await asyncio.to_thread(services.preview, printer, order.payload())
+        payload = printable_payload(services, printer, order)
+        png = await asyncio.to_thread(services.preview, printer, payload)
         return Response(png, media_type="image/png")
 
     @router.post(
