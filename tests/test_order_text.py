@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -118,14 +117,6 @@ def test_whatever_the_model_accepts_renders_on_every_printer(
 
 
 # -- a real server --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def big5_printer(tmp_path: Path) -> Iterator[VirtualPrinterThread]:
-    printer = VirtualPrinterThread(out_dir=tmp_path / "paper", encoding=ENCODING)
-    printer.start()
-    yield printer
-    printer.stop()
 
 
 @pytest.mark.parametrize("hostile", HOSTILE, ids=["crlf", "fs", "gs", "rs", "nel", "u2029"])

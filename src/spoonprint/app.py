@@ -137,8 +137,10 @@ class Services:
         recovered = await asyncio.to_thread(self.store.recover_interrupted)
         if recovered:
             log.warning(
-                "%d job(s) were interrupted by a stop; they will print marked REPRINT",
+                "%d job(s) were interrupted by a stop; %d of them had started printing and "
+                "will print marked REPRINT",
                 len(recovered),
+                sum(job.maybe_printed for job in recovered),
             )
         configs = list(self.settings.printers) or [await self._start_virtual_printer()]
         for config in configs:
@@ -258,7 +260,10 @@ class Services:
         interrupted = await asyncio.to_thread(self.store.recover_interrupted)
         if interrupted:
             log.warning(
-                "%d job(s) stopped mid-ticket; they will print marked REPRINT", len(interrupted)
+                "%d job(s) stopped unfinished; %d of them had started printing and will print "
+                "marked REPRINT",
+                len(interrupted),
+                sum(job.maybe_printed for job in interrupted),
             )
         if self.virtual_printer is not None:
             await self.virtual_printer.stop()
