@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+from collections.abc import Iterator
 
 from .conftest import Server
 
@@ -47,3 +48,21 @@ def test_outside_values_are_escaped_in_both_logs(server: Server) -> None:
     assert "/admin\\x1b[31m\\r\\nFAKE" in paths, paths
     for event in events:
         assert all("\x1b" not in str(value) for value in event.values()), event
+
+
+def test_a_chunked_body_over_the_limit_is_refused_without_an_error_logged(server: Server) -> None:
+    client = server.client()
+    chunk = b"x" * 65536
+
+    def body() -> Iterator[bytes]:  # no Content-Length: sent chunked
+        yield b'{"text": "'
+        for _ in range(20):  # 1.25 MB, over the 1 MB limit
+            yield chunk
+
+    for path in ("/print", "/preview"):
+        answer = client.post(path, content=body(), headers={"Content-Type": "application/json"})
+        assert answer.status_code == 413, answer.text
+        assert answer.json()["error"] == "request body too large"
+    assert client.get("/status").status_code == 200  # the server's log is written by now
+    log = server.log.read_text(errors="replace")
+    assert "ERROR" not in log and "Traceback" not in log and "BodyTooLarge" not in log, log

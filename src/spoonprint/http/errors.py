@@ -18,6 +18,7 @@ from spoonprint.errors import (
     StoreUnavailable,
     UnknownPrinter,
 )
+from spoonprint.http.limits import BodyTooLarge
 
 log = logging.getLogger("spoonprint.http")
 
@@ -69,6 +70,11 @@ def install_error_handlers(app: FastAPI) -> None:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
             return error_response(400, "body is not valid JSON", problems)
         return error_response(422, "invalid request", problems)
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
+        # An expected refusal, not an error: the body-size middleware sends the 413 itself.
+        return error_response(413, _REASONS[413])
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
