@@ -25,6 +25,7 @@ from spoonprint.http.dashboard import dashboard_routes
 from spoonprint.http.depends import require_json, services_of
 from spoonprint.http.errors import install_error_handlers
 from spoonprint.http.guard import GuardMiddleware
+from spoonprint.http.headers import SecurityHeadersMiddleware
 from spoonprint.http.intake import IntakeMiddleware, add_print_route, printable_payload
 from spoonprint.http.limits import BodySizeLimitMiddleware
 from spoonprint.http.ops_routes import ops_routes
@@ -93,8 +94,11 @@ def create_app(services: Services) -> FastAPI:
         scope: Scope = {"type": "http", "path": path, "method": "GET", "root_path": ""}
         return any(route.matches(scope)[0] is not Match.NONE for route in app.routes)
 
-    # Added last, so it runs first: hostile traffic is turned away before anything else.
+    # Runs before the rest (only the headers below wrap it): hostile traffic is turned away
+    # before anything else.
     app.add_middleware(GuardMiddleware, guard=services.guard, known_path=known_path)
+    # Outermost: the guard's own refusals get them too.
+    app.add_middleware(SecurityHeadersMiddleware)
     return app
 
 
