@@ -211,6 +211,15 @@ def printer(tmp_path: Path) -> Iterator[VirtualPrinterThread]:
     vp.stop()
 
 
+@pytest.fixture
+def big5_printer(tmp_path: Path) -> Iterator[VirtualPrinterThread]:
+    """A virtual printer with a Traditional Chinese font (REPRINT 重印 and notes print as text)."""
+    vp = VirtualPrinterThread(out_dir=tmp_path / "big5-paper", encoding="big5hkscs")
+    vp.start()
+    yield vp
+    vp.stop()
+
+
 ServerFactory = Callable[..., Server]
 
 

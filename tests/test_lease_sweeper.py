@@ -27,6 +27,7 @@ def test_expired_lease_is_swept_and_printed(
             job, _ = store.enqueue(NewJob("virtual", {"text": "stuck"}))
             # Another holder takes it before our worker does, then never finishes.
             assert store.claim_next("virtual", owner="stuck-attempt", lease_seconds=0.1)
+            store.mark_ticket_started(job.id, "stuck-attempt")  # stuck mid-ticket
             worker = services.printers["virtual"]
             async with asyncio.timeout(10), worker.progress:
                 await worker.progress.wait_for(lambda: store.get(job.id).state is JobState.PRINTED)

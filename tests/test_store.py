@@ -173,14 +173,34 @@ def test_history_records_every_transition(store: SqliteJobStore) -> None:
 def test_recovery_after_crash_flags_reprint(tmp_path: Path) -> None:
     store = SqliteJobStore.open(tmp_path)
     job = store.enqueue(new())[0]
+    unsent = store.enqueue(new("bar"))[0]
     store.claim_next("kitchen")
-    store.close()  # the process "dies" with the job printing
+    store.mark_ticket_started(job.id, "")
+    store.claim_next("bar")  # only its printer's status was asked
+    store.close()  # the process "dies" with the jobs printing
     reopened = SqliteJobStore.open(tmp_path)
     recovered = reopened.recover_interrupted()
-    assert [j.id for j in recovered] == [job.id]
+    assert [j.id for j in recovered] == [job.id, unsent.id]
     assert reopened.get(job.id).state is JobState.QUEUED
     assert reopened.get(job.id).maybe_printed
+    assert reopened.get(unsent.id).state is JobState.QUEUED
+    assert not reopened.get(unsent.id).maybe_printed
     reopened.close()
+
+
+def test_a_ticket_is_started_only_under_its_lease(store: SqliteJobStore) -> None:
+    job = store.enqueue(new())[0]
+    with pytest.raises(InvalidTransition):
+        store.mark_ticket_started(job.id, "a")  # not leased yet
+    store.claim_next("kitchen", owner="a", lease_seconds=60)
+    with pytest.raises(InvalidTransition):
+        store.mark_ticket_started(job.id, "b")
+    store.mark_ticket_started(job.id, "a")
+    # A failed attempt that sent nothing is not marked; the next attempt starts unsent.
+    store.release(job.id, "dropped", maybe_printed=False, owner="a")
+    store.claim_next("kitchen", owner="a", lease_seconds=60)
+    (recovered,) = store.recover_interrupted()
+    assert not recovered.maybe_printed
 
 
 def test_read_only_database_refuses_writes(tmp_path: Path) -> None:
@@ -214,6 +234,7 @@ def test_an_older_job_still_printing_blocks_later_ones(store: SqliteJobStore) ->
     second = store.enqueue(new())[0]
     claimed = store.claim_next("kitchen", owner="dead-process", lease_seconds=60)
     assert claimed is not None and claimed.id == first.id
+    store.mark_ticket_started(first.id, "dead-process")
     assert store.claim_next("kitchen", owner="me") is None  # order before speed
     store.recover_interrupted()
     again = store.claim_next("kitchen", owner="me")
@@ -237,6 +258,7 @@ def test_expired_leases_are_recovered_and_fresh_ones_kept(tmp_path: Path) -> Non
     store = SqliteJobStore(SqliteJobStore.open(tmp_path)._conn, clock=lambda: now[0])
     job = store.enqueue(new())[0]
     store.claim_next("kitchen", owner="a", lease_seconds=10)
+    store.mark_ticket_started(job.id, "a")
     now[0] += 5
     assert store.recover_interrupted(expired_only=True) == []
     now[0] += 6

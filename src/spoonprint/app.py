@@ -116,6 +116,13 @@ class Services:
             return None
         return worker.owner, worker.lease_seconds
 
+    def unprintable(
+        self, printer: str, payload: dict[str, Any]
+    ) -> list[tuple[tuple[str | int, ...], str]]:
+        """Each field of ``payload`` that ``printer`` could not print, and why: asked before
+        an order is accepted, so that nothing is acknowledged that cannot print."""
+        return loader.unprintable(payload, self.printers[printer].profile, self.typeface)
+
     def preview(self, printer: str, payload: dict[str, Any]) -> bytes:
         """PNG of the ticket ``payload`` would print on ``printer`` (CPU-bound: use a thread)."""
         profile = self.configs[printer].profile()
@@ -131,8 +138,10 @@ class Services:
         recovered = await asyncio.to_thread(self.store.recover_interrupted)
         if recovered:
             log.warning(
-                "%d job(s) were interrupted by a stop; they will print marked REPRINT",
+                "%d job(s) were interrupted by a stop; %d of them had started printing and "
+                "will print marked REPRINT",
                 len(recovered),
+                sum(job.maybe_printed for job in recovered),
             )
         configs = list(self.settings.printers) or [await self._start_virtual_printer()]
         for config in configs:
@@ -252,7 +261,10 @@ class Services:
         interrupted = await asyncio.to_thread(self.store.recover_interrupted)
         if interrupted:
             log.warning(
-                "%d job(s) stopped mid-ticket; they will print marked REPRINT", len(interrupted)
+                "%d job(s) stopped unfinished; %d of them had started printing and will print "
+                "marked REPRINT",
+                len(interrupted),
+                sum(job.maybe_printed for job in interrupted),
             )
         if self.virtual_printer is not None:
             await self.virtual_printer.stop()

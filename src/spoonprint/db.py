@@ -100,6 +100,12 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE jobs SET first_accepted_at = chain.first_accepted_at
     FROM chain WHERE jobs.id = chain.id AND jobs.reprint_of IS NOT NULL;
     """,
+    # 1 once the attempt leasing the job hands its first ticket byte over; a job found
+    # printing from before this column may have printed.
+    """
+    ALTER TABLE jobs ADD COLUMN ticket_started INTEGER NOT NULL DEFAULT 0;
+    UPDATE jobs SET ticket_started = 1 WHERE state = 'printing';
+    """,
 )
 
 

@@ -4,10 +4,34 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import unicodedata
 from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 LOG_FILE = "spoonprint.log"
+#: Characters a log line never holds raw: controls (ESC would drive the terminal of whoever
+#: reads the log with ``spoonprint logs``; CR and LF would forge lines), format characters
+#: (direction overrides would reorder what is read) and line and paragraph separators.
+_UNSAFE = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with each unsafe character written as its Python escape (``\x1b``,
+    ``\u202e``): order ids, paths and headers come from outside and are logged as values."""
+    if text.isprintable():  # every unsafe character is not printable: most text is done here
+        return text
+    return "".join(
+        repr(char)[1:-1] if unicodedata.category(char) in _UNSAFE else char for char in text
+    )
+
+
+class SafeFormatter(logging.Formatter):
+    """Escapes unsafe characters in the message, whatever put them into its arguments; the
+    traceback of an exception keeps its own lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
 
 
 def setup_logging(data_dir: Path, level: str = "info") -> Path:
@@ -15,7 +39,7 @@ def setup_logging(data_dir: Path, level: str = "info") -> Path:
     log_dir = data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     path = log_dir / LOG_FILE
-    formatter = logging.Formatter(FORMAT)
+    formatter = SafeFormatter(FORMAT)
     file_handler = logging.handlers.RotatingFileHandler(
         path, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8"
     )

@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from asyncio import FIRST_COMPLETED
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,6 +195,34 @@ class _TicketMaker:
         """No ticket: ``error`` says why."""
         if not self.ticket.done():
             self.ticket.set_exception(error)
+
+
+class _HandOver:
+    """The ticket as the transport awaits it, once the printer said it can print: made, and
+    then recorded on disk as started (:meth:`JobStore.mark_ticket_started`) before the
+    transport writes its first byte. A process killed before then, say while it waited for
+    the status reply, leaves a job that did not print: recovered without a REPRINT banner.
+    Awaitable rather than a coroutine: a transport that never gets as far as the ticket must
+    not leave an un-awaited coroutine behind."""
+
+    def __init__(self, worker: PrinterWorker, maker: _TicketMaker) -> None:
+        self.worker = worker
+        self.maker = maker
+
+    def __await__(self) -> Generator[Any, None, bytes]:
+        return self._started().__await__()
+
+    async def _started(self) -> bytes:
+        data = await self.maker.ticket
+        job = self.maker.job
+        assert job is not None  # a ticket is made only for a leased job
+        worker = self.worker
+        try:
+            await asyncio.to_thread(worker.store.mark_ticket_started, job.id, worker.owner)
+        except InvalidTransition as exc:  # the lease ran out and the job was recovered
+            log.error("printer %s: job %d: %s; not sending it", worker.name, job.id, exc)
+            raise _NoJob() from exc
+        return data
 
 
 @dataclass
@@ -480,7 +508,7 @@ class PrinterWorker:
 
     async def _deliver(self, maker: _TicketMaker) -> bool:
         """Send the ticket; whether the printer confirmed it."""
-        ticket = maker.ticket
+        ticket = _HandOver(self, maker)
         if not self.confirm or not self.transport.reads_status:
             await self.transport.send(ticket)
             return False

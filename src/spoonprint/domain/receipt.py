@@ -8,14 +8,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from spoonprint.domain.text import one_line, printable_text
 
 # [0-9], not \d: the pattern runs in pydantic-core's Rust regex engine, where \d is every
 # Unicode digit ("٤٨.٠٠" would pass and print in a script the kitchen may not read), and its
 # table of Unicode digits takes milliseconds to compile for each model that uses it.
 Amount = Annotated[str, StringConstraints(pattern=r"^-?[0-9]{1,9}(\.[0-9]{1,4})?$")]
-Short = Annotated[str, StringConstraints(max_length=200)]
-Long = Annotated[str, StringConstraints(max_length=2000)]
+# Text fields are normalised for paper (see spoonprint.domain.text): line breaks become lines,
+# control and format characters go, so what is accepted can be drawn.
+Short = Annotated[str, StringConstraints(max_length=200), AfterValidator(printable_text)]
+Long = Annotated[str, StringConstraints(max_length=2000), AfterValidator(printable_text)]
 
 EXAMPLE: dict[str, Any] = {
     "title": "HK Savor Spoon",
@@ -77,7 +81,7 @@ class Receipt(_Strict):
     subtotal: Amount | None = None
     service_charge: Amount | None = None
     total: Amount | None = None
-    currency: Annotated[str, StringConstraints(max_length=8)] = ""
+    currency: Annotated[str, StringConstraints(max_length=8), AfterValidator(one_line)] = ""
     payment: Short = ""
     notes: Long = ""
     footer: Long = ""

@@ -57,9 +57,9 @@ def _kitchen(r: Receipt) -> Iterator[Block]:
         if item.name_zh:
             yield Row(" " * len(f"{item.qty} x"), item.name_zh, bold=True, scale=2)
         for option in item.options:
-            yield Text(f"  + {option}", bold=True, scale=2)
+            yield Text(_hanging("  + ", option), bold=True, scale=2)
         if item.note:
-            yield Text(f"  ! {item.note}", bold=True)
+            yield Text(_hanging("  ! ", item.note), bold=True)
         yield Rule()
     if r.notes:
         yield Text(f"NOTE: {r.notes}", bold=True)
@@ -116,6 +116,12 @@ def _customer(r: Receipt) -> Iterator[Block]:
     for value in (r.customer.name, r.customer.phone, r.customer.address):
         if value:
             yield Text(value)
+
+
+def _hanging(prefix: str, text: str) -> str:
+    """``text`` after ``prefix``, its further lines (a note typed on several) indented under
+    its first rather than back at the paper's edge."""
+    return prefix + text.replace("\n", "\n" + " " * len(prefix))
 
 
 def _table(r: Receipt) -> str:

@@ -26,7 +26,8 @@ from spoonprint.http.dashboard import dashboard_routes
 from spoonprint.http.depends import require_json, services_of
 from spoonprint.http.errors import install_error_handlers
 from spoonprint.http.guard import GuardMiddleware
-from spoonprint.http.intake import IntakeMiddleware, add_print_route
+from spoonprint.http.headers import SecurityHeadersMiddleware
+from spoonprint.http.intake import IntakeMiddleware, add_print_route, printable_payload
 from spoonprint.http.limits import BodySizeLimitMiddleware
 from spoonprint.http.ops_routes import ops_routes
 from spoonprint.http.recovery import recovery_routes
@@ -98,8 +99,11 @@ def create_app(services: Services) -> FastAPI:
         scope: Scope = {"type": "http", "path": path, "method": "GET", "root_path": ""}
         return any(route.matches(scope)[0] is not Match.NONE for route in app.routes)
 
-    # Added last, so it runs first: hostile traffic is turned away before anything else.
+    # Runs before the rest (only the headers below wrap it): hostile traffic is turned away
+    # before anything else.
     app.add_middleware(GuardMiddleware, guard=services.guard, known_path=known_path)
+    # Outermost: the guard's own refusals get them too.
+    app.add_middleware(SecurityHeadersMiddleware)
     return app
 
 
@@ -199,7 +203,8 @@ def _private_routes(app: FastAPI) -> APIRouter:
         default printer): its paper width and style. Nothing is printed or stored."""
         services = services_of(request)
         printer = services.printer_name(order.printer)
-        png = await asyncio.to_thread(services.preview, printer, order.payload())
+        payload = printable_payload(services, printer, order)
+        png = await asyncio.to_thread(services.preview, printer, payload)
         return Response(png, media_type="image/png")
 
     @router.post(

@@ -19,6 +19,7 @@ from pydantic import StringConstraints, TypeAdapter, ValidationError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from spoonprint.app import Services
 from spoonprint.domain.job import NewJob
 from spoonprint.http.auth import api_key_header, basic_auth, require_key
 from spoonprint.http.depends import require_json, services_of
@@ -44,9 +45,10 @@ async def print_order(
     ``Idempotency-Key`` again answers 200 with the first job and prints nothing more."""
     services = services_of(request)
     printer = services.printer_name(order.printer)
+    payload = printable_payload(services, printer, order)
     new = NewJob(
         printer,
-        order.payload(),
+        payload,
         order.copies,
         order.order_id,
         idempotency_key,
@@ -120,6 +122,21 @@ def read_order(headers: Headers, body: bytes) -> tuple[PrintRequest, str | None]
     if problems or order is None:
         raise RequestValidationError(problems, body=body)
     return order, key
+
+
+def printable_payload(services: Services, printer: str, order: PrintRequest) -> dict[str, Any]:
+    """The order's job payload, or :class:`RequestValidationError` (422) naming each field
+    that ``printer`` could not print."""
+    payload = order.payload()
+    problems = services.unprintable(printer, payload)
+    if problems:
+        raise RequestValidationError(
+            [
+                {"type": "unprintable", "loc": ("body", *location), "msg": reason}
+                for location, reason in problems
+            ]
+        )
+    return payload
 
 
 def _located(exc: ValidationError, *prefix: str) -> list[Any]:

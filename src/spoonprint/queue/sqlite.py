@@ -61,6 +61,7 @@ _RETURN_NUMBER = (
 #: The job a printer is printing now (one at a time): its id.
 _PRINTING = "SELECT id FROM jobs WHERE printer = ? AND state = ? LIMIT 1"
 _RECOVERED = "recovered: its printer process stopped mid-ticket; will print marked REPRINT"
+_RECOVERED_UNSENT = "recovered: its printer process stopped before sending any of its ticket"
 
 
 class _Refused(Exception):
@@ -245,7 +246,20 @@ class SqliteJobStore:
                 attempts=job.attempts + 1,
                 lease_owner=owner,
                 lease_expires=self._clock() + lease_seconds,
+                ticket_started=0,
             )
+
+    def mark_ticket_started(self, job_id: int, owner: str) -> None:
+        """On disk before the first byte of the job's ticket is handed to the printer: from
+        now on this attempt may print it (see :meth:`recover_interrupted`). InvalidTransition
+        if the job is no longer leased to ``owner``: then it must not be sent."""
+        with self._lock, transaction(self._conn):
+            cursor = self._conn.execute(
+                "UPDATE jobs SET ticket_started = 1 WHERE id = ? AND state = ? AND lease_owner = ?",
+                (job_id, JobState.PRINTING, owner),
+            )
+            if cursor.rowcount != 1:
+                raise InvalidTransition(f"job {job_id} is no longer leased to {owner}")
 
     def heartbeat(self, job_id: int, owner: str, lease_seconds: float) -> None:
         """Extend a lease; InvalidTransition if it is no longer the owner's."""
@@ -286,6 +300,7 @@ class SqliteJobStore:
                 maybe_printed=int(job.maybe_printed or maybe_printed),
                 lease_owner=None,
                 lease_expires=None,
+                ticket_started=0,
             )
 
     def mark_failed(self, job_id: int, error: str, owner: str | None = None) -> Job:
@@ -306,8 +321,9 @@ class SqliteJobStore:
 
     def recover_interrupted(self, *, expired_only: bool = False) -> list[Job]:
         """Jobs left ``printing`` (their process died, or their lease ran out) go back to the
-        queue flagged as possibly printed, so they come out marked REPRINT."""
-        query = f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = ?"
+        queue; flagged as possibly printed (they come out marked REPRINT) when their attempt
+        had started handing over the ticket, not when it had only asked the printer's status."""
+        query = f"SELECT {JOB_COLUMNS}, ticket_started FROM jobs WHERE state = ?"
         params: tuple[Any, ...] = (JobState.PRINTING,)
         if expired_only:
             query += " AND (lease_expires IS NULL OR lease_expires < ?)"
@@ -316,14 +332,16 @@ class SqliteJobStore:
             rows = self._conn.execute(query + " ORDER BY id", params).fetchall()
             return [
                 self._transition(
-                    job_from_row(row),
+                    job,
                     JobState.QUEUED,
-                    _RECOVERED,
-                    maybe_printed=1,
+                    _RECOVERED if row[-1] else _RECOVERED_UNSENT,
+                    maybe_printed=int(job.maybe_printed or bool(row[-1])),
                     lease_owner=None,
                     lease_expires=None,
+                    ticket_started=0,
                 )
                 for row in rows
+                for job in [job_from_row(row[:-1])]
             ]
 
     def move_to_backup(self, printer: str, backup: str) -> list[Job]:

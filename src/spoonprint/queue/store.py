@@ -43,6 +43,10 @@ class JobStore(Protocol):
 
     def mark_sent(self, job_id: int, detail: str = "", owner: str | None = None) -> Job: ...
 
+    def mark_ticket_started(self, job_id: int, owner: str) -> None:
+        """Durably: the leased job's ticket is about to be handed over (it may print)."""
+        ...
+
     def release(
         self,
         job_id: int,

@@ -100,7 +100,8 @@ def _row(block: Row, columns: int) -> Iterator[Line]:
             columns,
         )
         return
-    pieces = wrap(block.middle, middle_width)
+    # A field's own lines (see spoonprint.domain.text) start new lines under the first.
+    pieces = [piece for part in block.middle.split("\n") for piece in wrap(part, middle_width)]
     first = left + _pad(pieces[0], middle_width) + right
     yield Line(first.rstrip(), block.bold, block.scale)
     for piece in pieces[1:]:

@@ -10,7 +10,8 @@ printer, so that the first order after a restart does not wait for imports or fo
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from spoonprint.domain.document import Document
 from spoonprint.domain.profile import PrinterProfile, Protocol
@@ -40,6 +41,15 @@ def preview_png(document: Document, profile: PrinterProfile, typeface: Typeface)
     from spoonprint.render import base
 
     return base.preview_png(document, profile, typeface)
+
+
+def unprintable(
+    payload: Mapping[str, Any], profile: PrinterProfile, typeface: Typeface
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """See :func:`spoonprint.render.printable.problems`."""
+    from spoonprint.render import printable
+
+    return printable.problems(payload, profile, typeface)
 
 
 def warm_up(typeface: Typeface, profiles: Iterable[PrinterProfile]) -> None:

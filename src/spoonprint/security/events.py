@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spoonprint.logs import escape_controls
+
 SECURITY_LOG = "security.jsonl"
 
 
@@ -30,14 +32,15 @@ class SecurityLog:
             self._logger.addHandler(handler)
 
     def record(self, ip: str, method: str, path: str, event: str, detail: str = "") -> None:
+        # Escaped as values, not only by JSON: whoever reads the log gets them decoded.
         entry = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "ts": round(time.time(), 3),
-            "ip": ip,
-            "method": method[:16],
-            "path": path[:200],
+            "ip": escape_controls(ip),
+            "method": escape_controls(method[:16]),
+            "path": escape_controls(path[:200]),
             "event": event,
-            "detail": detail[:300],
+            "detail": escape_controls(detail[:300]),
         }
         self._logger.info(json.dumps(entry, ensure_ascii=False))
 
