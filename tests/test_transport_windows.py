@@ -181,6 +181,32 @@ def test_the_fake_answers_in_pywin32_shapes(spooler: FakeSpooler) -> None:
         win32print.SetPrinter(admin, 2, info2, 0)
 
 
+def test_win32print_is_importable_without_bringing_pywintypes_along(spooler: FakeSpooler) -> None:
+    # pywin32 makes its error class in C (PyWinGlobals_Ensure): importing win32print does
+    # not import the pywintypes module, yet its errors are pywintypes.error.
+    assert "pywintypes" not in sys.modules
+    import win32print
+
+    assert "pywintypes" not in sys.modules
+    with pytest.raises(Exception) as unknown:
+        win32print.OpenPrinter("No Such Printer")
+    import pywintypes
+
+    assert isinstance(unknown.value, pywintypes.error)
+    assert unknown.value.args == (1801, "OpenPrinter", "The printer name is invalid.")
+
+
+def test_a_job_that_left_the_queue_printed_although_nobody_imported_pywintypes(
+    spooler: FakeSpooler,
+) -> None:
+    # GetJob answers error 87 for a finished job: taken for anything else, every ticket
+    # would count as lost and print again.
+    sys.modules.pop("pywintypes", None)
+    assert run(windows(spooler, "raw").send(b"ticket")) is None
+    (job,) = spooler.printer(PRINTER).printed
+    assert bytes(job.data) == b"ticket"
+
+
 # -- printing -------------------------------------------------------------------------------
 
 

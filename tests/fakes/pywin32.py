@@ -37,7 +37,6 @@ finishes), by :meth:`FakeSpooler.stop_service` (a crashed spooler), :meth:`FakeS
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 import types
@@ -48,6 +47,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from PIL import Image
+
+from tests.fakes.importer import importable
 
 # winerror.h codes and their FormatMessage texts.
 ERROR_ACCESS_DENIED = 5
@@ -221,13 +222,18 @@ HANG_LIMIT = 20.0
 
 
 class error(Exception):
-    """pywintypes.error: ``args`` is (winerror, funcname, strerror), also as attributes."""
+    """pywintypes.error as PyWinGlobals_Ensure defines it (PyWinTypesmodule.cpp): ``args``
+    is (winerror, funcname, strerror), also as attributes; missing ones are None."""
 
-    def __init__(self, winerror: int, funcname: str, strerror: str) -> None:
-        super().__init__(winerror, funcname, strerror)
-        self.winerror = winerror
-        self.funcname = funcname
-        self.strerror = strerror
+    def __init__(self, *args: Any) -> None:
+        self.winerror = args[0] if len(args) > 0 else None
+        self.funcname = args[1] if len(args) > 1 else None
+        self.strerror = args[2] if len(args) > 2 else None
+        Exception.__init__(self, *args)
+
+
+# pywin32 runs the class statement with __name__ "pywintypes": that is where it says it is from.
+error.__module__ = "pywintypes"
 
 
 class UIError(Exception):
@@ -433,19 +439,15 @@ class FakeSpooler:
 
     @contextmanager
     def installed(self) -> Iterator[FakeSpooler]:
-        """The fake pywin32 modules in ``sys.modules`` for the duration."""
-        modules = self.modules()
-        saved = {name: sys.modules.get(name) for name in modules}
-        sys.modules.update(modules)
-        try:
-            yield self
-        finally:
-            self.answer()  # never leave a thread parked in a hang
-            for name, old in saved.items():
-                if old is None:
-                    sys.modules.pop(name, None)
-                else:
-                    sys.modules[name] = old
+        """The fake pywin32 modules importable for the duration, as pywin32's are: found on
+        import, not imported beforehand. ``import win32print`` loads win32print alone; its
+        errors are ``pywintypes.error`` all the same, because pywin32 makes that class in C
+        (PyWinGlobals_Ensure) without importing the ``pywintypes`` module."""
+        with importable(self.modules()):
+            try:
+                yield self
+            finally:
+                self.answer()  # never leave a thread parked in a hang
 
     def modules(self) -> dict[str, types.ModuleType]:
         pywintypes = _module("pywintypes", error=error, TimeType=TimeType, datetime=TimeType)

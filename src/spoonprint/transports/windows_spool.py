@@ -10,7 +10,6 @@ GetPrinter level 2, EnumJobs / GetJob level 1, SetPrinter, SetJob, StartDocPrint
 from __future__ import annotations
 
 import importlib
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -55,9 +54,16 @@ def win32(name: str) -> Any:
 
 
 def winerror(exc: BaseException) -> int | None:
-    """The Windows error code of a ``pywintypes.error``; None for any other exception."""
-    pywintypes = sys.modules.get("pywintypes")
-    if pywintypes is not None and isinstance(exc, pywintypes.error):
+    """The Windows error code of a ``pywintypes.error``; None for any other exception.
+
+    ``pywintypes`` is imported here, not looked up in ``sys.modules``: importing
+    ``win32print`` does not import it (pywin32 makes the error class in C, in
+    PyWinGlobals_Ensure), so it is often not there although every error is one of its."""
+    try:
+        pywintypes = win32("pywintypes")
+    except ImportError:
+        return None
+    if isinstance(exc, pywintypes.error) and exc.winerror is not None:
         return int(exc.winerror)
     return None
 
