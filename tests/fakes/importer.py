@@ -48,3 +48,8 @@ def importable(modules: dict[str, types.ModuleType]) -> Iterator[None]:
         for name in modules:
             sys.modules.pop(name, None)
         sys.modules.update(saved)
+
+
+def install(modules: dict[str, types.ModuleType]) -> None:
+    """``modules`` importable in this process for good (a process the fakes started)."""
+    sys.meta_path.insert(0, _Finder(modules))

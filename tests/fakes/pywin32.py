@@ -37,6 +37,8 @@ finishes), by :meth:`FakeSpooler.stop_service` (a crashed spooler), :meth:`FakeS
 
 from __future__ import annotations
 
+import ctypes
+import os
 import threading
 import time
 import types
@@ -219,6 +221,9 @@ JOB_INFO_1_KEYS = (
 EMF_DATATYPE = "NT EMF 1.008"
 #: Longest a call may wait on a hung spooler before the fake gives up (tests stay bounded).
 HANG_LIMIT = 20.0
+#: poll(2) called so that the GIL stays held (ctypes.PyDLL does not release it).
+_poll = ctypes.PyDLL(None).poll
+_poll.argtypes = (ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int)
 
 
 class error(Exception):
@@ -383,6 +388,11 @@ class FakeSpooler:
         self._printers: dict[str, FakePrinter] = {}
         self._lock = threading.RLock()
         self._answering = threading.Event()
+        #: Set in the threads that answer other processes (tests/fakes/pywin32_remote.py).
+        self.remote = threading.local()
+        #: The pipe :meth:`answer` writes to, ending a GIL-holding wait (see :meth:`hang`).
+        self._wake: tuple[int, int] | tuple[()] = ()
+        self._hung_calls: frozenset[str] | None = None
         self._answering.set()
         self._handles: dict[int, _Open] = {}
         self._dcs: dict[int, FakeDC] = {}
@@ -425,12 +435,17 @@ class FakeSpooler:
         with self._lock:
             self.running = False
 
-    def hang(self) -> None:
-        """The spooler stops answering: calls block until :meth:`answer`."""
+    def hang(self, *funcnames: str) -> None:
+        """The spooler stops answering: calls block until :meth:`answer`. With names, only
+        those calls do (a driver stalled in WritePrinter; the rest still answer)."""
+        self._hung_calls = frozenset(funcnames) or None
         self._answering.clear()
+        self._wake = os.pipe()
 
     def answer(self) -> None:
         self._answering.set()
+        if self._wake:
+            os.write(self._wake[1], b"!")
 
     def jobs(self, printer: str) -> list[FakeJob]:
         with self._lock:
@@ -504,13 +519,28 @@ class FakeSpooler:
     def call(self, funcname: str, *, spooler: bool = True) -> Iterator[None]:
         """Every spooler call: wait while hung, fail while stopped, let time pass."""
         self.calls.append(funcname)
-        if spooler and not self._answering.wait(HANG_LIMIT):
+        hung = self._hung_calls is None or funcname in self._hung_calls
+        if spooler and hung and not self._wait_answering():
             raise RuntimeError(f"fake spooler hung for more than {HANG_LIMIT} s in {funcname}")
         with self._lock:
             if spooler and not self.running:
                 raise self.winerror(RPC_S_SERVER_UNAVAILABLE, funcname)
             self._advance()
             yield
+
+    def _wait_answering(self) -> bool:
+        """Wait while hung. Called in this process, the wait keeps the GIL, as pywin32's
+        calls do: one ``poll(2)`` through ``ctypes.PyDLL`` (which does not release it) on a
+        pipe that :meth:`answer` writes to, so no other thread of the process runs until
+        the spooler answers from outside, or the wait ends at HANG_LIMIT. Serving another
+        process (pywin32_remote), that process's client keeps its own GIL instead."""
+        if getattr(self.remote, "active", False):
+            return self._answering.wait(HANG_LIMIT)
+        if self._answering.is_set():
+            return True
+        pollfd = (ctypes.c_int * 2)(self._wake[0], 1)  # struct pollfd, POLLIN
+        _poll(ctypes.addressof(pollfd), 1, int(HANG_LIMIT * 1000))
+        return self._answering.is_set()
 
     def lookup(self, name: object, funcname: str) -> FakePrinter:
         if not isinstance(name, str):

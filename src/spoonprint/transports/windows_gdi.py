@@ -21,7 +21,13 @@ from contextlib import suppress
 
 from PIL import Image, UnidentifiedImageError
 
-from spoonprint.transports.windows_spool import JobNotListed, Submission, find_job, win32
+from spoonprint.transports.windows_spool import (
+    JobNotListed,
+    Submission,
+    find_job,
+    submit_raw,
+    win32,
+)
 
 # GetDeviceCaps indexes (wingdi.h).
 HORZRES = 8
@@ -115,3 +121,11 @@ def submit_gdi(name: str, png: bytes, sub: Submission, draw: DrawImage = draw_di
     finally:
         with suppress(Exception):
             dc.DeleteDC()
+
+
+def submit(mode: str, name: str, data: bytes, sub: Submission, draw: DrawImage = draw_dib) -> None:
+    """One ticket into the queue ``name``: RAW bytes, or (gdi) a PNG drawn by the driver."""
+    if mode == "raw":
+        submit_raw(name, data, sub)
+    else:
+        submit_gdi(name, data, sub, draw)

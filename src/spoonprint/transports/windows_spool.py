@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -94,10 +94,21 @@ class Submission:
     #: Bytes (raw) or the share of pages (gdi) handed to the spooler: what may print.
     written: int = 0
     abandoned: threading.Event = field(default_factory=threading.Event)
+    #: Told of ``job_id`` and ``written`` at every step (a helper process reports them).
+    on_progress: Callable[[Submission], None] | None = None
 
     def check(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self)
         if self.abandoned.is_set():
             raise Abandoned(self.title)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Sent to a helper process: the event and the callback stay on this side.
+        return {"title": self.title, "job_id": self.job_id, "written": self.written}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
