@@ -267,7 +267,7 @@ def test_gdi_mode_draws_the_png_scaled_to_the_printable_width(spooler: FakeSpool
 def test_gdi_ticket_taller_than_the_driver_page_is_drawn_in_page_high_bands(
     spooler: FakeSpooler,
 ) -> None:
-    spooler.printer(PRINTER).page_height = 500
+    spooler.printer(PRINTER).longest_page = 500
     ticket = picture(576, 1200)
     run(windows(spooler, "gdi").send(png(ticket)))
     (job,) = spooler.printer(PRINTER).printed
@@ -277,6 +277,32 @@ def test_gdi_ticket_taller_than_the_driver_page_is_drawn_in_page_high_bands(
     for number, band in enumerate(bands):
         whole.paste(band, (0, 500 * number))
     assert whole.tobytes() == ticket.tobytes()
+
+
+def test_gdi_under_the_service_account_prints_on_roll_paper_not_the_printing_defaults(
+    spooler: FakeSpooler,
+) -> None:
+    # LocalSystem has no Printing Preferences: a DC without a DEVMODE gets the printer's
+    # Printing Defaults, here Letter (279 mm: 2233 dots), which would cut a ticket in two.
+    printer = spooler.printer(PRINTER)
+    printer.page_height = 2233
+    printer.preferences["owner"] = (576, 26200)
+    spooler.user = "SYSTEM"
+    ticket = picture(576, 3000)
+    run(windows(spooler, "gdi").send(png(ticket)))
+    (job,) = printer.printed
+    assert [[drawing.image.size for drawing in page] for page in job.pages] == [[(576, 3000)]]
+
+
+def test_gdi_job_id_is_the_one_startdoc_returns_not_a_search_of_the_queue(
+    spooler: FakeSpooler,
+) -> None:
+    # Finding the job by name through EnumJobs after StartDoc races with the spooler;
+    # win32print.StartDoc returns the id.
+    run(windows(spooler, "gdi").send(png(picture(576, 100))))
+    assert "EnumJobs" not in spooler.calls and "StartDoc" in spooler.calls
+    (job,) = spooler.printer(PRINTER).printed
+    assert job.datatype == EMF_DATATYPE
 
 
 def test_gdi_mode_refuses_data_that_is_not_a_picture(spooler: FakeSpooler) -> None:

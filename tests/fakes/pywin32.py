@@ -249,11 +249,22 @@ class TimeType(datetime):
     """pywintypes.TimeType (pywintypes.datetime): SYSTEMTIME values come back in UTC."""
 
 
-class PyDEVMODE:
-    """pywintypes' PyDEVMODEW, opaque here: the printer's default settings."""
+#: DEVMODE dmFields bits (wingdi.h) for the paper.
+DM_PAPERSIZE = 0x2
+DM_PAPERLENGTH = 0x4
+DM_PAPERWIDTH = 0x8
 
-    def __init__(self, device_name: str) -> None:
+
+class PyDEVMODE:
+    """pywintypes' PyDEVMODEW: the paper members spoonprint sets (PyDEVMODE.cpp: Fields,
+    PaperSize, PaperLength and PaperWidth, lengths in tenths of a millimetre)."""
+
+    def __init__(self, device_name: str, width: int = 720, length: int = 32760) -> None:
         self.DeviceName = device_name
+        self.Fields = DM_PAPERSIZE
+        self.PaperSize = 256  # DMPAPER_USER: the driver's own form
+        self.PaperWidth = width
+        self.PaperLength = length
 
 
 class PySECURITY_DESCRIPTOR:
@@ -334,10 +345,26 @@ class FakePrinter:
     attributes: int = C.PRINTER_ATTRIBUTE_LOCAL | C.PRINTER_ATTRIBUTE_ENABLE_BIDI
     driver: str = "Star TSP100 Cutter (TSP143)"
     port: str = "USB001"
-    #: Printable area in dots (GetDeviceCaps HORZRES / VERTRES): 72 mm x 3276 mm at 203 dpi.
+    #: Printable area in dots (GetDeviceCaps HORZRES / VERTRES) of the printer's Printing
+    #: Defaults, what a DC gets without a DEVMODE under LocalSystem: 72 mm x 3276 mm.
     page_width: int = 576
     page_height: int = 26200
     dpi: int = 203
+    #: The longest page the driver draws, in dots, whatever a DEVMODE asks.
+    longest_page: int = 26200
+    #: Printing Preferences per account: (width, height) dots, used over the defaults.
+    preferences: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def area(self, user: str, devmode: PyDEVMODE | None) -> tuple[int, int]:
+        """HORZRES, VERTRES of a DC: an explicit DEVMODE's paper when its Fields say so;
+        else the account's Printing Preferences, else the Printing Defaults."""
+        paper = DM_PAPERWIDTH | DM_PAPERLENGTH
+        if devmode is not None and devmode.Fields & paper == paper:
+            # Thermal heads have 8 dots a millimetre; the driver caps the page length.
+            length = min(devmode.PaperLength * 8 // 10, self.longest_page)
+            return devmode.PaperWidth * 8 // 10, length
+        return self.preferences.get(user, (self.page_width, self.page_height))
+
     #: New jobs do not move: "queued" never start, "printing" never finish.
     stick: str | None = None
     #: Deleting a job never finishes (the classic job stuck "Deleting").
@@ -465,11 +492,16 @@ class FakeSpooler:
                 self.answer()  # never leave a thread parked in a hang
 
     def modules(self) -> dict[str, types.ModuleType]:
+        from tests.fakes.pywin32_gdi import GdiPrint, Win32Gui  # it builds on this module
+
         pywintypes = _module("pywintypes", error=error, TimeType=TimeType, datetime=TimeType)
         win32print = _module("win32print", **WIN32PRINT_CONSTANTS)
         _bind(win32print, _Win32Print(self))
+        _bind(win32print, GdiPrint(self))
         win32ui = _module("win32ui", error=UIError)
         _bind(win32ui, _Win32UI(self))
+        win32gui = _module("win32gui", error=error)
+        _bind(win32gui, Win32Gui(self))
         win32service = _module(
             "win32service",
             error=error,
@@ -488,6 +520,7 @@ class FakeSpooler:
             "pywintypes": pywintypes,
             "win32print": win32print,
             "win32ui": win32ui,
+            "win32gui": win32gui,
             "win32service": win32service,
             "win32serviceutil": win32serviceutil,
             "win32com": win32com,
@@ -904,6 +937,8 @@ class FakeDC:
         self.job: FakeJob | None = None
         self.page: list[Drawing] | None = None
         self.hdc = 0
+        #: The DEVMODE the DC was created with (win32gui.CreateDC); None: the account's.
+        self.devmode: PyDEVMODE | None = None
 
     def CreatePrinterDC(self, printerName: str | None = None, /) -> None:
         """PyCDC.CreatePrinterDC(printerName=None): OpenPrinter, GetPrinter level 2 for the
@@ -923,9 +958,10 @@ class FakeDC:
     def GetDeviceCaps(self, index: int, /) -> int:
         """PyCDC.GetDeviceCaps(index) -> int (HORZRES, VERTRES, LOGPIXELSX/Y here)."""
         printer = self._printer()
+        width, height = printer.area(self._s.user, self.devmode)
         caps = {
-            HORZRES: printer.page_width,
-            VERTRES: printer.page_height,
+            HORZRES: width,
+            VERTRES: height,
             LOGPIXELSX: printer.dpi,
             LOGPIXELSY: printer.dpi,
         }

@@ -58,7 +58,6 @@ from spoonprint.transports.windows_spool import (
     ERROR_INVALID_PRINTER_NAME,
     SPOOLER_GONE,
     Job,
-    JobNotListed,
     Submission,
     delete_job,
     describe,
@@ -166,8 +165,6 @@ class WindowsTransport:
         code = winerror(exc)
         if isinstance(exc, NotAPicture):
             what = f"prints pictures (mode=gdi) but was given {exc}"
-        elif isinstance(exc, JobNotListed):
-            what = str(exc)
         elif code in SPOOLER_GONE:
             what = f"the Windows print spooler is not running ({describe(exc)})"
         elif code == ERROR_INVALID_PRINTER_NAME:

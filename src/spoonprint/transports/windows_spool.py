@@ -80,10 +80,6 @@ class Abandoned(Exception):
     """The caller gave up on this submission (timeout, cancellation): stop and abort it."""
 
 
-class JobNotListed(Exception):
-    """The spooler accepted a document but does not list its job."""
-
-
 @dataclass
 class Submission:
     """One ticket on its way into the queue, shared between the submitting thread and the
@@ -240,14 +236,6 @@ def get_job(name: str, job_id: int) -> Job | None:
             if winerror(exc) == ERROR_INVALID_PARAMETER:
                 return None
             raise
-
-
-def find_job(name: str, document: str) -> int | None:
-    """The id of the queued job with this document name (EnumJobs level 1)."""
-    win32print = win32("win32print")
-    with open_printer(name) as handle:
-        jobs = win32print.EnumJobs(handle, 0, MAX_JOBS, 1)
-    return next((int(job["JobId"]) for job in jobs if job["pDocument"] == document), None)
 
 
 def delete_job(name: str, job_id: int) -> bool:
