@@ -34,6 +34,7 @@ from spoonprint.render.fonts import find_typeface
 from spoonprint.transports.base import Timeouts, Transport
 from spoonprint.transports.uri import PrinterUri
 from spoonprint.transports.windows import WindowsTransport
+from spoonprint.transports.windows_host import InThreads
 
 from .conftest import free_port, write_config
 from .fakes.pywin32 import EMF_DATATYPE, FakeSpooler
@@ -181,6 +182,7 @@ def windows_diagnosis(spooler: FakeSpooler, draw: Any = None, page_timeout: floa
             timeouts,
             draw=draw or spooler.draw,
             poll_interval=0.02,
+            calls=InThreads(),  # in-process: these tests stage the driver's drawing
         )
 
     config = PrinterConfig(name="counter", uri=f"windows:{WINDOWS_PRINTER}")

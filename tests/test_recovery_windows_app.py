@@ -23,6 +23,7 @@ from spoonprint.domain.job import JobState, NewJob
 
 from .fakes.pywin32 import WIN32PRINT_CONSTANTS as C
 from .fakes.pywin32 import FakeSpooler
+from .fakes.pywin32_remote import serve
 
 PRINTER = "Star TSP100 Cutter (TSP143)"
 PAUSED = C["PRINTER_STATUS_PAUSED"]
@@ -30,10 +31,13 @@ WORK_OFFLINE = C["PRINTER_ATTRIBUTE_WORK_OFFLINE"]
 
 
 @pytest.fixture
-def spooler() -> Iterator[FakeSpooler]:
+def spooler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSpooler]:
+    """The fake spooler, answering the helper processes the app's queue starts."""
     fake = FakeSpooler()
     fake.add_printer(PRINTER)
-    with fake.installed():
+    with fake.installed(), serve(fake, tmp_path / "boot") as env:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
         yield fake
 
 

@@ -1,4 +1,5 @@
-"""Run the HTTP server and the printer workers in one process until SIGINT/SIGTERM."""
+"""Run the HTTP server and the printer workers in one process until SIGINT/SIGTERM, or until
+`spoonprint stop` asks (see :mod:`spoonprint.stop_request`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import socket
 
 import uvicorn
 
-from spoonprint import startup
+from spoonprint import startup, stop_request
 from spoonprint.app import Services, build
 from spoonprint.config import Settings
 from spoonprint.errors import ConfigError
@@ -68,6 +69,7 @@ def _serve(settings: Settings, listener: socket.socket) -> None:
     log.info("logging to %s", log_file)
     security = settings.security
     app = create_app(services)
+    stop_request.clear(settings.server.data_dir)
     startup.done()
     config = uvicorn.Config(
         app,
@@ -98,6 +100,13 @@ class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, services: Services) -> None:
         super().__init__(config)
         self.services = services
+
+    async def on_tick(self, counter: int) -> bool:
+        # `spoonprint stop`'s request (how Windows asks): the same graceful stop as SIGTERM.
+        if counter % 3 == 0 and stop_request.take(self.services.settings.server.data_dir):
+            log.info("stop requested by 'spoonprint stop'")
+            self.should_exit = True
+        return await super().on_tick(counter)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)

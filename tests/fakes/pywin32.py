@@ -37,7 +37,8 @@ finishes), by :meth:`FakeSpooler.stop_service` (a crashed spooler), :meth:`FakeS
 
 from __future__ import annotations
 
-import sys
+import ctypes
+import os
 import threading
 import time
 import types
@@ -48,6 +49,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from PIL import Image
+
+from tests.fakes.importer import importable
 
 # winerror.h codes and their FormatMessage texts.
 ERROR_ACCESS_DENIED = 5
@@ -218,16 +221,24 @@ JOB_INFO_1_KEYS = (
 EMF_DATATYPE = "NT EMF 1.008"
 #: Longest a call may wait on a hung spooler before the fake gives up (tests stay bounded).
 HANG_LIMIT = 20.0
+#: poll(2) called so that the GIL stays held (ctypes.PyDLL does not release it).
+_poll = ctypes.PyDLL(None).poll
+_poll.argtypes = (ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int)
 
 
 class error(Exception):
-    """pywintypes.error: ``args`` is (winerror, funcname, strerror), also as attributes."""
+    """pywintypes.error as PyWinGlobals_Ensure defines it (PyWinTypesmodule.cpp): ``args``
+    is (winerror, funcname, strerror), also as attributes; missing ones are None."""
 
-    def __init__(self, winerror: int, funcname: str, strerror: str) -> None:
-        super().__init__(winerror, funcname, strerror)
-        self.winerror = winerror
-        self.funcname = funcname
-        self.strerror = strerror
+    def __init__(self, *args: Any) -> None:
+        self.winerror = args[0] if len(args) > 0 else None
+        self.funcname = args[1] if len(args) > 1 else None
+        self.strerror = args[2] if len(args) > 2 else None
+        Exception.__init__(self, *args)
+
+
+# pywin32 runs the class statement with __name__ "pywintypes": that is where it says it is from.
+error.__module__ = "pywintypes"
 
 
 class UIError(Exception):
@@ -238,11 +249,22 @@ class TimeType(datetime):
     """pywintypes.TimeType (pywintypes.datetime): SYSTEMTIME values come back in UTC."""
 
 
-class PyDEVMODE:
-    """pywintypes' PyDEVMODEW, opaque here: the printer's default settings."""
+#: DEVMODE dmFields bits (wingdi.h) for the paper.
+DM_PAPERSIZE = 0x2
+DM_PAPERLENGTH = 0x4
+DM_PAPERWIDTH = 0x8
 
-    def __init__(self, device_name: str) -> None:
+
+class PyDEVMODE:
+    """pywintypes' PyDEVMODEW: the paper members spoonprint sets (PyDEVMODE.cpp: Fields,
+    PaperSize, PaperLength and PaperWidth, lengths in tenths of a millimetre)."""
+
+    def __init__(self, device_name: str, width: int = 720, length: int = 32760) -> None:
         self.DeviceName = device_name
+        self.Fields = DM_PAPERSIZE
+        self.PaperSize = 256  # DMPAPER_USER: the driver's own form
+        self.PaperWidth = width
+        self.PaperLength = length
 
 
 class PySECURITY_DESCRIPTOR:
@@ -323,10 +345,26 @@ class FakePrinter:
     attributes: int = C.PRINTER_ATTRIBUTE_LOCAL | C.PRINTER_ATTRIBUTE_ENABLE_BIDI
     driver: str = "Star TSP100 Cutter (TSP143)"
     port: str = "USB001"
-    #: Printable area in dots (GetDeviceCaps HORZRES / VERTRES): 72 mm x 3276 mm at 203 dpi.
+    #: Printable area in dots (GetDeviceCaps HORZRES / VERTRES) of the printer's Printing
+    #: Defaults, what a DC gets without a DEVMODE under LocalSystem: 72 mm x 3276 mm.
     page_width: int = 576
     page_height: int = 26200
     dpi: int = 203
+    #: The longest page the driver draws, in dots, whatever a DEVMODE asks.
+    longest_page: int = 26200
+    #: Printing Preferences per account: (width, height) dots, used over the defaults.
+    preferences: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def area(self, user: str, devmode: PyDEVMODE | None) -> tuple[int, int]:
+        """HORZRES, VERTRES of a DC: an explicit DEVMODE's paper when its Fields say so;
+        else the account's Printing Preferences, else the Printing Defaults."""
+        paper = DM_PAPERWIDTH | DM_PAPERLENGTH
+        if devmode is not None and devmode.Fields & paper == paper:
+            # Thermal heads have 8 dots a millimetre; the driver caps the page length.
+            length = min(devmode.PaperLength * 8 // 10, self.longest_page)
+            return devmode.PaperWidth * 8 // 10, length
+        return self.preferences.get(user, (self.page_width, self.page_height))
+
     #: New jobs do not move: "queued" never start, "printing" never finish.
     stick: str | None = None
     #: Deleting a job never finishes (the classic job stuck "Deleting").
@@ -377,6 +415,11 @@ class FakeSpooler:
         self._printers: dict[str, FakePrinter] = {}
         self._lock = threading.RLock()
         self._answering = threading.Event()
+        #: Set in the threads that answer other processes (tests/fakes/pywin32_remote.py).
+        self.remote = threading.local()
+        #: The pipe :meth:`answer` writes to, ending a GIL-holding wait (see :meth:`hang`).
+        self._wake: tuple[int, int] | tuple[()] = ()
+        self._hung_calls: frozenset[str] | None = None
         self._answering.set()
         self._handles: dict[int, _Open] = {}
         self._dcs: dict[int, FakeDC] = {}
@@ -419,12 +462,17 @@ class FakeSpooler:
         with self._lock:
             self.running = False
 
-    def hang(self) -> None:
-        """The spooler stops answering: calls block until :meth:`answer`."""
+    def hang(self, *funcnames: str) -> None:
+        """The spooler stops answering: calls block until :meth:`answer`. With names, only
+        those calls do (a driver stalled in WritePrinter; the rest still answer)."""
+        self._hung_calls = frozenset(funcnames) or None
         self._answering.clear()
+        self._wake = os.pipe()
 
     def answer(self) -> None:
         self._answering.set()
+        if self._wake:
+            os.write(self._wake[1], b"!")
 
     def jobs(self, printer: str) -> list[FakeJob]:
         with self._lock:
@@ -433,26 +481,27 @@ class FakeSpooler:
 
     @contextmanager
     def installed(self) -> Iterator[FakeSpooler]:
-        """The fake pywin32 modules in ``sys.modules`` for the duration."""
-        modules = self.modules()
-        saved = {name: sys.modules.get(name) for name in modules}
-        sys.modules.update(modules)
-        try:
-            yield self
-        finally:
-            self.answer()  # never leave a thread parked in a hang
-            for name, old in saved.items():
-                if old is None:
-                    sys.modules.pop(name, None)
-                else:
-                    sys.modules[name] = old
+        """The fake pywin32 modules importable for the duration, as pywin32's are: found on
+        import, not imported beforehand. ``import win32print`` loads win32print alone; its
+        errors are ``pywintypes.error`` all the same, because pywin32 makes that class in C
+        (PyWinGlobals_Ensure) without importing the ``pywintypes`` module."""
+        with importable(self.modules()):
+            try:
+                yield self
+            finally:
+                self.answer()  # never leave a thread parked in a hang
 
     def modules(self) -> dict[str, types.ModuleType]:
+        from tests.fakes.pywin32_gdi import GdiPrint, Win32Gui  # it builds on this module
+
         pywintypes = _module("pywintypes", error=error, TimeType=TimeType, datetime=TimeType)
         win32print = _module("win32print", **WIN32PRINT_CONSTANTS)
         _bind(win32print, _Win32Print(self))
+        _bind(win32print, GdiPrint(self))
         win32ui = _module("win32ui", error=UIError)
         _bind(win32ui, _Win32UI(self))
+        win32gui = _module("win32gui", error=error)
+        _bind(win32gui, Win32Gui(self))
         win32service = _module(
             "win32service",
             error=error,
@@ -471,6 +520,7 @@ class FakeSpooler:
             "pywintypes": pywintypes,
             "win32print": win32print,
             "win32ui": win32ui,
+            "win32gui": win32gui,
             "win32service": win32service,
             "win32serviceutil": win32serviceutil,
             "win32com": win32com,
@@ -502,13 +552,28 @@ class FakeSpooler:
     def call(self, funcname: str, *, spooler: bool = True) -> Iterator[None]:
         """Every spooler call: wait while hung, fail while stopped, let time pass."""
         self.calls.append(funcname)
-        if spooler and not self._answering.wait(HANG_LIMIT):
+        hung = self._hung_calls is None or funcname in self._hung_calls
+        if spooler and hung and not self._wait_answering():
             raise RuntimeError(f"fake spooler hung for more than {HANG_LIMIT} s in {funcname}")
         with self._lock:
             if spooler and not self.running:
                 raise self.winerror(RPC_S_SERVER_UNAVAILABLE, funcname)
             self._advance()
             yield
+
+    def _wait_answering(self) -> bool:
+        """Wait while hung. Called in this process, the wait keeps the GIL, as pywin32's
+        calls do: one ``poll(2)`` through ``ctypes.PyDLL`` (which does not release it) on a
+        pipe that :meth:`answer` writes to, so no other thread of the process runs until
+        the spooler answers from outside, or the wait ends at HANG_LIMIT. Serving another
+        process (pywin32_remote), that process's client keeps its own GIL instead."""
+        if getattr(self.remote, "active", False):
+            return self._answering.wait(HANG_LIMIT)
+        if self._answering.is_set():
+            return True
+        pollfd = (ctypes.c_int * 2)(self._wake[0], 1)  # struct pollfd, POLLIN
+        _poll(ctypes.addressof(pollfd), 1, int(HANG_LIMIT * 1000))
+        return self._answering.is_set()
 
     def lookup(self, name: object, funcname: str) -> FakePrinter:
         if not isinstance(name, str):
@@ -872,6 +937,8 @@ class FakeDC:
         self.job: FakeJob | None = None
         self.page: list[Drawing] | None = None
         self.hdc = 0
+        #: The DEVMODE the DC was created with (win32gui.CreateDC); None: the account's.
+        self.devmode: PyDEVMODE | None = None
 
     def CreatePrinterDC(self, printerName: str | None = None, /) -> None:
         """PyCDC.CreatePrinterDC(printerName=None): OpenPrinter, GetPrinter level 2 for the
@@ -891,9 +958,10 @@ class FakeDC:
     def GetDeviceCaps(self, index: int, /) -> int:
         """PyCDC.GetDeviceCaps(index) -> int (HORZRES, VERTRES, LOGPIXELSX/Y here)."""
         printer = self._printer()
+        width, height = printer.area(self._s.user, self.devmode)
         caps = {
-            HORZRES: printer.page_width,
-            VERTRES: printer.page_height,
+            HORZRES: width,
+            VERTRES: height,
             LOGPIXELSX: printer.dpi,
             LOGPIXELSY: printer.dpi,
         }

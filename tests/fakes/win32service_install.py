@@ -56,6 +56,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.fakes.importer import importable
+
 # winerror.h
 ERROR_ACCESS_DENIED = 5
 ERROR_INVALID_HANDLE = 6
@@ -231,18 +233,12 @@ class FakeServiceManager:
 
     @contextmanager
     def installed(self) -> Iterator[FakeServiceManager]:
-        modules = self.modules()
-        saved = {name: sys.modules.get(name) for name in modules}
-        sys.modules.update(modules)
-        try:
-            yield self
-        finally:
-            self.kill_all()
-            for name, old in saved.items():
-                if old is None:
-                    sys.modules.pop(name, None)
-                else:
-                    sys.modules[name] = old
+        """The fake modules importable (not pre-imported: see importer.importable)."""
+        with importable(self.modules()):
+            try:
+                yield self
+            finally:
+                self.kill_all()
 
     def modules(self) -> dict[str, types.ModuleType]:
         pywintypes = _module("pywintypes", error=error)

@@ -10,11 +10,14 @@ Whether a server is running is asked of the data folder's instance lock (see
 the process ends in any way, so a PID file left by a crash or a power cut is recognised as
 stale (and removed) even if its number now belongs to another program.
 
-``stop`` asks the server to stop as Ctrl+C would (POSIX: SIGTERM; Windows: CTRL_BREAK to its
-process group) and waits for the lock to be released: the server finishes the ticket it is
-writing and gives back the others. On Windows a detached server may not receive the break, so
-after half the wait it is terminated; the job store is crash-safe, and a ticket cut off half
-way prints again marked REPRINT. ``--force`` kills a server that did not stop in time.
+``stop`` asks the server to stop as Ctrl+C would (POSIX: SIGTERM; Windows: a stop request in
+its data folder, :mod:`spoonprint.stop_request`, since no signal reaches a detached process
+there) and waits for the lock to be released: the server finishes the ticket it is writing and
+gives back the others. ``--force`` kills a server that did not stop in time (the job store is
+crash-safe; a ticket cut off half way prints again marked REPRINT). On Windows ``os.kill``
+fails with a plain OSError (winerror 87) for a process that has ended and with
+PermissionError for a server running as Administrator: the first means it is gone, the second
+is said in words.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spoonprint import stop_request
 from spoonprint.instance_lock import LOCK_FILENAME, free_or_held
 
 PID_FILE = "spoonprint.pid"
@@ -187,25 +191,31 @@ def stop(data_dir: Path, timeout: float = 30.0, *, force: bool = False) -> int |
     return pid
 
 
-def _ask_to_stop(pid: int, data_dir: Path, timeout: float) -> bool:
-    if sys.platform != "win32":
+def _ask_to_stop(pid: int, data_dir: Path, timeout: float, platform: str = sys.platform) -> bool:
+    if platform == "win32":
+        stop_request.request(data_dir)
+    else:
         _signal(pid, signal.SIGTERM)
-        return _wait_released(data_dir, timeout)
-    with contextlib.suppress(OSError):
-        os.kill(pid, signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined,unused-ignore]
-        if _wait_released(data_dir, timeout / 2):
-            return True
-    _signal(pid, signal.SIGTERM)  # TerminateProcess on Windows
-    return _wait_released(data_dir, timeout / 2)
+    return _wait_released(data_dir, timeout)
 
 
 def _kill(pid: int) -> None:
-    _signal(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
+    _signal(pid, getattr(signal, "SIGKILL", signal.SIGTERM))  # TerminateProcess on Windows
 
 
 def _signal(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):  # it ended meanwhile: that is what we wanted
+    try:
         os.kill(pid, signum)
+    except PermissionError as exc:
+        raise ProcessProblem(
+            f"spoonprint (pid {pid}) runs with rights this command lacks (as Administrator, "
+            "or as another user): run 'spoonprint stop' from a prompt opened the same way "
+            "(right-click, Run as administrator)"
+        ) from exc
+    except OSError:
+        # It ended meanwhile: that is what we wanted. POSIX says ProcessLookupError; Windows
+        # a plain OSError (winerror 87, "The parameter is incorrect").
+        pass
 
 
 def _wait_released(data_dir: Path, timeout: float) -> bool:

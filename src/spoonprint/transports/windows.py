@@ -21,9 +21,10 @@ it has them (shell32 IsUserAnAdmin through pywin32) and does not try without; th
 settings are tried, since a printer's own permissions may allow them. ERROR_ACCESS_DENIED from
 any call becomes :class:`NeedsAdmin` saying what to do, never a crash.
 
-Calls into pywin32 run on a few threads of the queue's own (a call stuck in a hung spooler
-keeps its thread until the spooler answers; other printers and the job store never wait for
-it).
+Calls into pywin32 run in helper processes of the queue's own
+(:mod:`~spoonprint.transports.windows_host`): pywin32 holds the GIL in most spooler calls, so
+a hung spooler would stop the whole server if they ran in its threads. A call that overruns
+its timeout is ended by killing its helper.
 
 pywin32 is imported only when a queue is used: importing this module needs nothing from it.
 """
@@ -31,12 +32,9 @@ pywin32 is imported only when a queue is used: importing this module needs nothi
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 import uuid
-import weakref
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -52,14 +50,14 @@ from spoonprint.recovery.health import Fault, Health, Problem
 from spoonprint.recovery.strategy import NeedsAdmin, RecoveryFailed, Strategy
 from spoonprint.transports.base import StatusQuery, Ticket, Timeouts, ticket_bytes
 from spoonprint.transports.uri import PrinterUri
-from spoonprint.transports.windows_gdi import DrawImage, NotAPicture, draw_dib, submit_gdi
+from spoonprint.transports.windows_gdi import DrawImage, NotAPicture, draw_dib, submit
+from spoonprint.transports.windows_host import SpoolerCalls, default_calls
 from spoonprint.transports.windows_spool import (
     DOCUMENT_PREFIX,
     ERROR_ACCESS_DENIED,
     ERROR_INVALID_PRINTER_NAME,
     SPOOLER_GONE,
     Job,
-    JobNotListed,
     Submission,
     delete_job,
     describe,
@@ -72,15 +70,12 @@ from spoonprint.transports.windows_spool import (
     resume,
     set_online,
     spooler_state,
-    submit_raw,
     win32,
     winerror,
 )
 
 T = TypeVar("T")
 MODES = ("gdi", "raw")
-#: Threads per queue: enough for a ticket, its polling and the monitor's probe at once.
-_THREADS = 4
 #: What to tell the owner when a strategy lacks administrator rights.
 ADMIN_FIX = (
     "run spoonprint as Administrator (right-click, Run as administrator), or as a Windows "
@@ -104,6 +99,7 @@ class WindowsTransport:
         draw: DrawImage = draw_dib,
         poll_interval: float = 0.15,
         restart_wait: float = 30.0,
+        calls: SpoolerCalls | None = None,
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"windows printer mode must be one of {MODES}, got {mode!r}")
@@ -121,16 +117,12 @@ class WindowsTransport:
         self._deleted: set[int] = set()
         #: Job id -> (progress mark, monotonic time it last changed), for stuck jobs.
         self._progress: dict[int, tuple[tuple[int, bool], float]] = {}
-        # Its own few threads: calls into a hung spooler stay blocked after their timeout,
-        # and must not use up the threads every other printer and the job store share.
-        self._pool = ThreadPoolExecutor(_THREADS, thread_name_prefix="spoonprint-windows")
-        weakref.finalize(self, self._pool.shutdown, wait=False)
+        #: Where the pywin32 calls run: this queue's own helper processes by default.
+        self._calls = default_calls() if calls is None else calls
 
     async def _blocking(self, seconds: float, call: Callable[..., T], *args: Any) -> T:
-        """Run a blocking pywin32 call in this queue's threads, for at most ``seconds``."""
-        loop = asyncio.get_running_loop()
-        work = loop.run_in_executor(self._pool, functools.partial(call, *args))
-        return await asyncio.wait_for(work, seconds)
+        """Run a blocking pywin32 call, for at most ``seconds``."""
+        return await self._calls.run(seconds, call, *args)
 
     # -- printing -------------------------------------------------------------------------
 
@@ -156,16 +148,10 @@ class WindowsTransport:
     async def ask(self, query: StatusQuery) -> bytes:
         raise PrinterNotReady(f"{self.address}: a Windows queue does not pass printer status")
 
-    def _submit_in_thread(self, data: bytes, sub: Submission) -> None:
-        if self.mode == "raw":
-            submit_raw(self.printer, data, sub)
-        else:
-            submit_gdi(self.printer, data, sub, self.draw)
-
     async def _submit(self, data: bytes, sub: Submission) -> None:
         budget = self.timeouts.connect + self.timeouts.write
         try:
-            await self._blocking(budget, self._submit_in_thread, data, sub)
+            await self._blocking(budget, submit, self.mode, self.printer, data, sub, self.draw)
         except TimeoutError as exc:
             nothing = await self._abandon(sub)
             raise PrinterTimeout(
@@ -179,8 +165,6 @@ class WindowsTransport:
         code = winerror(exc)
         if isinstance(exc, NotAPicture):
             what = f"prints pictures (mode=gdi) but was given {exc}"
-        elif isinstance(exc, JobNotListed):
-            what = str(exc)
         elif code in SPOOLER_GONE:
             what = f"the Windows print spooler is not running ({describe(exc)})"
         elif code == ERROR_INVALID_PRINTER_NAME:

@@ -8,26 +8,34 @@ driver feeds and cuts after what was drawn. So the ticket is scaled to the print
 (``GetDeviceCaps(HORZRES)``) and drawn on ONE page. Only a ticket taller than the driver's
 page (``VERTRES``) is split, into page-high bands, one page each, top to bottom.
 
-pywin32's ``PyCDC.StartDoc`` returns None (MFC's CDC::StartDoc job id is dropped), so the job
-is found by its unique document name through EnumJobs right after StartDoc.
+The DC is made with ``win32gui.CreateDC`` and an explicit roll-paper DEVMODE
+(:func:`receipt_devmode`), and the document started with ``win32print.StartDoc``, which
+returns the job id (Pythonwin's ``PyCDC.StartDoc`` drops it).
 """
 
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Callable
 from contextlib import suppress
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from spoonprint.transports.windows_spool import JobNotListed, Submission, find_job, win32
+from spoonprint.transports.windows_spool import Submission, open_printer, submit_raw, win32
 
-# GetDeviceCaps indexes (wingdi.h).
+# GetDeviceCaps indexes and DEVMODE bits (wingdi.h).
 HORZRES = 8
 VERTRES = 10
-#: How long StartDoc's job may take to appear in EnumJobs.
-_FIND_JOB_SECONDS = 1.0
+DM_PAPERSIZE = 0x2
+DM_PAPERLENGTH = 0x4
+DM_PAPERWIDTH = 0x8
+#: DocumentProperties mode DM_IN_BUFFER | DM_OUT_BUFFER: merge ours into the driver's.
+DM_MERGE = 0x8 | 0x2
+#: Printable width of 80 mm receipt paper (Star's "72mm x Receipt"); 58 mm rolls print 48.
+ROLL_WIDTH_MM = 72
+#: dmPaperLength is a short in tenths of a millimetre: 3276 mm, a receipt driver's longest.
+MAX_PAPER_LENGTH = 32760
 
 #: Draws an image into (left, top, right, bottom) of a device context given by its HDC.
 DrawImage = Callable[[int, Image.Image, tuple[int, int, int, int]], None]
@@ -76,42 +84,55 @@ def page_bands(picture: Image.Image, page_height: int) -> list[Image.Image]:
     ]
 
 
-def _find_job(name: str, title: str) -> int:
-    deadline = time.monotonic() + _FIND_JOB_SECONDS
-    while True:
-        job_id = find_job(name, title)
-        if job_id is not None:
-            return job_id
-        if time.monotonic() > deadline:
-            raise JobNotListed(f"the spooler does not list the job {title!r}")
-        time.sleep(0.05)  # StartDoc returned; the listing has no event to wait on
+def receipt_devmode(name: str, width_mm: int = ROLL_WIDTH_MM) -> Any:
+    """The printer's DEVMODE with roll paper set: ``width_mm`` printable width, the longest
+    page a DEVMODE holds. Without it a DC gets the account's settings, which under the
+    LocalSystem service are the printer's Printing Defaults (often A4 or Letter): another
+    page height, and tickets split into bands."""
+    win32print = win32("win32print")
+    with open_printer(name) as handle:
+        devmode = win32print.GetPrinter(handle, 2)["pDevMode"]
+        devmode.PaperWidth = width_mm * 10  # tenths of a millimetre
+        devmode.PaperLength = MAX_PAPER_LENGTH
+        devmode.Fields = (devmode.Fields & ~DM_PAPERSIZE) | DM_PAPERWIDTH | DM_PAPERLENGTH
+        # The driver checks and completes it (its private part too).
+        win32print.DocumentProperties(0, handle, name, devmode, devmode, DM_MERGE)
+    return devmode
 
 
 def submit_gdi(name: str, png: bytes, sub: Submission, draw: DrawImage = draw_dib) -> None:
     """Draw the PNG ``png`` through the driver of printer ``name`` as one document; fills in
     ``sub.job_id`` and ``sub.written`` (``len(png)`` shared out over the pages spooled)."""
     picture = load_picture(png)
-    win32ui = win32("win32ui")
+    win32gui, win32print = win32("win32gui"), win32("win32print")
     sub.check()
-    dc = win32ui.CreateDC()
+    hdc = win32gui.CreateDC("WINSPOOL", name, receipt_devmode(name))
     try:
-        dc.CreatePrinterDC(name)
-        pages = page_bands(fit_width(picture, dc.GetDeviceCaps(HORZRES)), dc.GetDeviceCaps(VERTRES))
-        dc.StartDoc(sub.title)
+        width = win32print.GetDeviceCaps(hdc, HORZRES)
+        pages = page_bands(fit_width(picture, width), win32print.GetDeviceCaps(hdc, VERTRES))
+        # win32print.StartDoc returns GDI's job id (PyCDC.StartDoc drops it).
+        sub.job_id = int(win32print.StartDoc(hdc, (sub.title, None, None, 0)))
         try:
-            sub.job_id = _find_job(name, sub.title)
             for number, page in enumerate(pages, start=1):
                 sub.check()
-                dc.StartPage()
-                draw(dc.GetHandleOutput(), page, (0, 0, page.width, page.height))
-                dc.EndPage()
+                win32print.StartPage(hdc)
+                draw(hdc, page, (0, 0, page.width, page.height))
+                win32print.EndPage(hdc)
                 sub.written = len(png) * number // len(pages)
             sub.check()
-            dc.EndDoc()
+            win32print.EndDoc(hdc)
         except BaseException:
             with suppress(Exception):
-                dc.AbortDoc()
+                win32print.AbortDoc(hdc)
             raise
     finally:
         with suppress(Exception):
-            dc.DeleteDC()
+            win32gui.DeleteDC(hdc)
+
+
+def submit(mode: str, name: str, data: bytes, sub: Submission, draw: DrawImage = draw_dib) -> None:
+    """One ticket into the queue ``name``: RAW bytes, or (gdi) a PNG drawn by the driver."""
+    if mode == "raw":
+        submit_raw(name, data, sub)
+    else:
+        submit_gdi(name, data, sub, draw)

@@ -10,9 +10,8 @@ GetPrinter level 2, EnumJobs / GetJob level 1, SetPrinter, SetJob, StartDocPrint
 from __future__ import annotations
 
 import importlib
-import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,9 +54,16 @@ def win32(name: str) -> Any:
 
 
 def winerror(exc: BaseException) -> int | None:
-    """The Windows error code of a ``pywintypes.error``; None for any other exception."""
-    pywintypes = sys.modules.get("pywintypes")
-    if pywintypes is not None and isinstance(exc, pywintypes.error):
+    """The Windows error code of a ``pywintypes.error``; None for any other exception.
+
+    ``pywintypes`` is imported here, not looked up in ``sys.modules``: importing
+    ``win32print`` does not import it (pywin32 makes the error class in C, in
+    PyWinGlobals_Ensure), so it is often not there although every error is one of its."""
+    try:
+        pywintypes = win32("pywintypes")
+    except ImportError:
+        return None
+    if isinstance(exc, pywintypes.error) and exc.winerror is not None:
         return int(exc.winerror)
     return None
 
@@ -74,10 +80,6 @@ class Abandoned(Exception):
     """The caller gave up on this submission (timeout, cancellation): stop and abort it."""
 
 
-class JobNotListed(Exception):
-    """The spooler accepted a document but does not list its job."""
-
-
 @dataclass
 class Submission:
     """One ticket on its way into the queue, shared between the submitting thread and the
@@ -88,10 +90,21 @@ class Submission:
     #: Bytes (raw) or the share of pages (gdi) handed to the spooler: what may print.
     written: int = 0
     abandoned: threading.Event = field(default_factory=threading.Event)
+    #: Told of ``job_id`` and ``written`` at every step (a helper process reports them).
+    on_progress: Callable[[Submission], None] | None = None
 
     def check(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self)
         if self.abandoned.is_set():
             raise Abandoned(self.title)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Sent to a helper process: the event and the callback stay on this side.
+        return {"title": self.title, "job_id": self.job_id, "written": self.written}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
@@ -223,14 +236,6 @@ def get_job(name: str, job_id: int) -> Job | None:
             if winerror(exc) == ERROR_INVALID_PARAMETER:
                 return None
             raise
-
-
-def find_job(name: str, document: str) -> int | None:
-    """The id of the queued job with this document name (EnumJobs level 1)."""
-    win32print = win32("win32print")
-    with open_printer(name) as handle:
-        jobs = win32print.EnumJobs(handle, 0, MAX_JOBS, 1)
-    return next((int(job["JobId"]) for job in jobs if job["pDocument"] == document), None)
 
 
 def delete_job(name: str, job_id: int) -> bool:
