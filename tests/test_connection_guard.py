@@ -49,6 +49,7 @@ def test_a_response_streaming_past_the_header_timeout_is_not_cut(
     assert "slow_headers" not in events
 
 
+@pytest.mark.e2e
 def test_without_httptools_the_server_refuses_to_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import time
 from collections.abc import Iterator
 
 from .conftest import Server
@@ -30,8 +31,13 @@ def test_outside_values_are_escaped_in_both_logs(server: Server) -> None:
     assert answer.status_code == 202, answer.text
     server.wait_for_state(answer.json()["job_id"], "printed")
     # A path with ESC [ 31 m (red) and a CR LF in it: unknown, so a strike, written to the security
-    # log before the 404 is answered.
+    # log just after the 404 is answered.
     assert client.get("/admin%1b%5b31m%0d%0aFAKE").status_code == 404
+    security_log = server.data_dir / "logs" / "security.jsonl"
+    deadline = time.monotonic() + 10
+    while "FAKE" not in (security_log.read_text("utf-8") if security_log.exists() else ""):
+        assert time.monotonic() < deadline, "the strike never reached the security log"
+        time.sleep(0.02)  # another process's file: nothing to await on
 
     log_file = server.data_dir / "logs" / "spoonprint.log"
     for path in (log_file, server.log):
@@ -42,7 +48,7 @@ def test_outside_values_are_escaped_in_both_logs(server: Server) -> None:
     # Every line is a record of its own (tracebacks aside, which this run has none of).
     assert all(LINE_START.match(line) for line in log.splitlines()), log.decode()
 
-    security = (server.data_dir / "logs" / "security.jsonl").read_text(encoding="utf-8")
+    security = security_log.read_text(encoding="utf-8")
     events = [json.loads(line) for line in security.splitlines()]
     paths = [event["path"] for event in events]
     assert "/admin\\x1b[31m\\r\\nFAKE" in paths, paths

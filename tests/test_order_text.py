@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from spoonprint.domain.profile import PrinterProfile, Protocol
 from spoonprint.domain.receipt import Receipt
@@ -109,7 +110,10 @@ def test_whatever_the_model_accepts_renders_on_every_printer(
         {"receipt": {"items": [{"name": "x", "name_zh": text, "note": text}]}},
         {"text": text},
     ):
-        payload = PrintRequest.model_validate(order).payload()
+        try:
+            payload = PrintRequest.model_validate(order).payload()
+        except ValidationError:
+            continue  # refused (e.g. nothing left to print): the property is about what is accepted
         profile = PrinterProfile(protocol=protocol, style=style, text_encoding=ENCODING)
         assert problems(payload, profile, typeface) == []
         ticket = renderer_for(protocol, typeface)(document_for(payload, style), profile, 1)

@@ -30,6 +30,7 @@ def assert_private(folder: Path, must_hold: set[str]) -> None:
         assert mode == expected, (name, mode)
 
 
+@pytest.mark.e2e
 def test_init_makes_a_private_data_folder(tmp_path: Path) -> None:
     result = run_spoonprint(tmp_path, "init")
     assert result.returncode == 0, result.stderr
@@ -81,6 +82,7 @@ def test_a_readable_data_folder_is_made_private_on_start(make_server: ServerFact
     server.wait_for_log("private to this user")
 
 
+@pytest.mark.e2e
 def test_the_tls_key_is_private(tmp_path: Path) -> None:
     result = run_spoonprint(tmp_path, "tls", "self-signed", "--host", "127.0.0.1")
     assert result.returncode == 0, result.stderr

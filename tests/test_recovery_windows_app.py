@@ -67,6 +67,7 @@ async def order(services: Services, text: str) -> int:
     return job.id
 
 
+@pytest.mark.e2e
 def test_monitor_clears_use_printer_offline_and_resumes_the_queue(
     spooler: FakeSpooler, tmp_path: Path
 ) -> None:
@@ -98,6 +99,7 @@ def test_monitor_clears_use_printer_offline_and_resumes_the_queue(
     assert len(queue.printed) == 1 and queue.printed[0].datatype == "RAW"
 
 
+@pytest.mark.e2e
 def test_without_administrator_rights_staff_are_told_what_to_do(
     spooler: FakeSpooler, tmp_path: Path
 ) -> None:

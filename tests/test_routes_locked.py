@@ -1,5 +1,5 @@
 """Every route of the app, found by walking its routers (also routes hidden from the OpenAPI
-document), refuses a request without a key; only GET /status is public."""
+document), refuses a request without a key; only GET /status and the index at GET / are public."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from spoonprint.config import load_settings
 from spoonprint.http.app import create_app
 from spoonprint.http.dashboard import PUBLIC_ROUTES
 
-PUBLIC = {("GET", "/status"), *PUBLIC_ROUTES}
+PUBLIC = {("GET", "/status"), ("GET", "/"), *PUBLIC_ROUTES}
 
 
 def walk(routes: list[Any]) -> Iterator[tuple[str, str]]:

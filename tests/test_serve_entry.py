@@ -138,6 +138,7 @@ def test_an_unusual_spelling_serves_through_typer_with_the_same_exit_code(tmp_pa
         assert result.returncode == 2 and "server.port" in result.stderr, args
 
 
+@pytest.mark.e2e
 def test_a_named_config_file_must_exist(tmp_path: Path) -> None:
     for args in (["--config", "nope.toml"], ["-cnope.toml"]):  # the lean path and typer's
         result = spoonprint(tmp_path, "serve", *args)

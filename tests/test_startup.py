@@ -18,7 +18,7 @@ PROBE = """
 import gc, json, sys
 import uvicorn
 
-def report(self):
+def report(self, sockets=None):
     print(json.dumps({"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}))
 
 uvicorn.Server.run = report

@@ -375,6 +375,7 @@ def test_stopped_spooler_is_spooler_down_and_tickets_fail_at_once(spooler: FakeS
     assert refused.value.bytes_written == 0
 
 
+@pytest.mark.e2e
 def test_hung_spooler_is_spooler_down_and_submitting_times_out(served: FakeSpooler) -> None:
     # pywin32 holds the GIL while a hung spooler keeps it waiting: in the server's threads
     # that would stop its event loop; in a helper process only the helper waits.
@@ -412,6 +413,7 @@ def test_hung_spooler_is_spooler_down_and_submitting_times_out(served: FakeSpool
     assert [bytes(job.data) for job in served.printer(PRINTER).printed] == [b"after"]
 
 
+@pytest.mark.e2e
 def test_tickets_print_through_helper_processes_in_both_modes(served: FakeSpooler) -> None:
     raw = in_helpers(served, "raw")
     gdi = in_helpers(served, "gdi")
