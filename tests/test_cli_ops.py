@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,26 @@ def test_print_wait_reprint_and_printers_as_json(
     assert test["state"] == "printed"
 
 
+def test_an_order_sent_again_says_what_became_of_the_first(
+    server: Server, printer: VirtualPrinterThread, tmp_path: Path
+) -> None:
+    order = tmp_path / "order.json"
+    order.write_text(json.dumps({"order_id": "A-9", "text": "1 x congee"}), encoding="utf-8")
+    first = as_json(cli(server, "print", str(order), "--wait", "--json"))
+    assert first["state"] == "printed"
+    again = cli(server, "print", str(order))
+    assert again.exit_code == 0, again.stderr
+    printed_at = datetime.fromisoformat(first["printed_at"]).astimezone().strftime("%H:%M")
+    job = first["id"]
+    assert again.stdout.strip() == (
+        f"Order A-9: already accepted as job {job} (printed at {printed_at} on kitchen); "
+        f"nothing printed again; use `spoonprint reprint {job}` for another copy"
+    )
+    waited = cli(server, "print", str(order), "--wait")
+    assert f"already accepted as job {job} (printed at" in waited.stdout
+    assert len(printer.wait_for_tickets(1, 5)) == 1  # the one ticket of the first time
+
+
 def test_a_missing_file_is_refused_and_text_still_prints(
     server: Server, printer: VirtualPrinterThread, tmp_path: Path
 ) -> None:
@@ -194,6 +215,11 @@ def test_queue_and_cancel_while_the_printer_is_off(
     assert table.exit_code == 0 and "B-2" in table.stdout
     admin = server.client()
     until(lambda: admin.get("/printers").json()[0]["breaker"] == "open")
+    # Resting: the job stays queued, not between attempts.
+    again = cli(server, "print", "waiting for power", "--order-id", "B-2")
+    assert f"already accepted as job {accepted['job_id']} (waiting to print on kitchen)" in (
+        again.stdout
+    )
     status = spoonprint(server, "status", "--json")
     assert status.returncode == 7  # a printer is failing
     assert json.loads(status.stdout)["printers"][0]["online"] is False

@@ -372,6 +372,10 @@ def _report_job(
     note: str = "",
 ) -> None:
     job_id = accepted["job_id"]
+    if accepted.get("duplicate") and not as_json:
+        # The same order_id again: nothing new prints, so say what became of the first one.
+        console.print(already_accepted(server.get(f"/jobs/{job_id}")), soft_wrap=True)
+        return
     if not wait:
         if as_json:
             print_json(accepted)
@@ -388,6 +392,34 @@ def _report_job(
         console.print(f"Job {job_id} on {job['printer']}{note}: {outcome}{error}.")
     if job["state"] not in ("printed", "sent"):
         raise typer.Exit(PRINTER_PROBLEM)
+
+
+def already_accepted(job: dict[str, Any]) -> str:
+    """What to tell someone who sent an order that was accepted before, from its job."""
+    on = job["printer"]
+    state = job["state"]
+    if state in ("printed", "sent") and job.get("printed_at"):
+        verb = "printed" if state == "printed" else "sent"
+        became = f"{verb} at {_clock(job['printed_at'])} on {on}"
+    elif state == "failed":
+        became = f"failed on {on}: {job.get('last_error') or 'see spoonprint queue'}"
+    else:
+        became = {"queued": f"waiting to print on {on}", "printing": f"printing on {on}"}.get(
+            state, f"{state} on {on}"
+        )
+    order = f"Order {job['order_id']}: " if job.get("order_id") else ""
+    return (
+        f"{order}already accepted as job {job['id']} ({became}); nothing printed again; use "
+        f"`spoonprint reprint {job['id']}` for another copy"
+    )
+
+
+def _clock(timestamp: str) -> str:
+    """An API time as this computer's local time of day (and the date when not today)."""
+    moment = datetime.fromisoformat(timestamp).astimezone()
+    if moment.date() == datetime.now().astimezone().date():
+        return moment.strftime("%H:%M")
+    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 def _wait_settled(server: Api, job_id: int, timeout: float) -> dict[str, Any]:
