@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +233,52 @@ def test_queue_and_cancel_while_the_printer_is_off(
     assert as_json(cli(server, "queue", "--json")) == []
     waited = cli(server, "print", "no power", "--wait", "--timeout", "1")
     assert waited.exit_code == 7 and "queued" in waited.stdout
+
+
+def test_printers_in_owner_words_in_80_columns(
+    make_server: ServerFactory, printer: VirtualPrinterThread
+) -> None:
+    down = f"tcp://127.0.0.1:{free_port()}"  # nothing listens: refused
+    server = make_server(
+        [
+            {"name": "kitchen", "uri": down},
+            {"name": "bar", "uri": f"tcp://127.0.0.1:{printer.port}"},
+        ],
+        SPOONPRINT_DELIVERY__BREAKER_RESET="60",
+    )
+    assert as_json(cli(server, "test-print", "bar", "--wait", "--json"))["state"] == "printed"
+    as_json(cli(server, "print", "waiting for power", "--json"))
+    admin = server.client()
+    until(lambda: admin.get("/printers").json()[0]["breaker"] == "open")
+    kitchen = admin.get("/printers").json()[0]
+    (advice,) = kitchen["advice"]
+    env = {k: v for k, v in server.env.items() if k != "SPOONPRINT_API_KEY"}
+    shown = subprocess.run(
+        [sys.executable, "-m", "spoonprint", "printers", "--config", str(server.config)],
+        env={**env, "SPOONPRINT_KEY_FILE": str(server.config.parent / "keys.json"),
+             "SPOONPRINT_API_KEY": server.key, "COLUMNS": "80"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert shown.returncode == 7, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, shown.stdout
+    retry = datetime.fromisoformat(kitchen["retry_at"]).astimezone()
+    clocks = {(retry + timedelta(seconds=d)).strftime("%H:%M:%S") for d in (-1, 0, 1)}
+    assert lines[0] == f"kitchen (default)  {down}"
+    assert any(
+        lines[1] == f"  OFFLINE; {health}pausing after failures, retry at {clock}; 1 waiting"
+        for clock in clocks
+        for health in ("", "recovering; ", "needs attention; ")
+    ), lines[1]
+    words = " ".join(shown.stdout.split())  # a long advice may wrap: read it as one text
+    assert words.count(advice) == 1 and kitchen["problem"] not in words
+    assert f"bar  tcp://127.0.0.1:{printer.port}" in lines
+    assert "  online; printing; 0 waiting" in lines
+    for engineer in ("breaker", "closed", "open", "resting"):
+        assert engineer not in words
+    status = spoonprint(server, "status")
+    assert "  kitchen: OFFLINE, 1 waiting" in status.stdout.splitlines()
+    assert status.stdout.count(advice) == 1 and kitchen["problem"] not in status.stdout
 
 
 def test_plain_errors_and_exit_codes(server: Server) -> None:

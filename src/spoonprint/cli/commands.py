@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 from spoonprint.cli import process
 from spoonprint.cli.client import Api, key_file, local_url, save_key, saved_key
@@ -37,7 +39,9 @@ from spoonprint.cli.common import (
     UrlOption,
     console,
     fail,
+    local_time,
     print_json,
+    printing_words,
     settings_from,
 )
 from spoonprint.cli.logview import LogFilter
@@ -178,10 +182,16 @@ def _print_status(answer: dict[str, Any], local: process.ProcessState | None) ->
     )
     for printer in answer["printers"]:
         state = {True: "online", False: "OFFLINE", None: "not tried yet"}[printer["online"]]
-        problem = f" ({printer['problem']})" if printer.get("problem") else ""
-        console.print(f"  {printer['name']}: {state}{problem}, {printer['queued']} waiting")
-        for advice in printer.get("advice") or []:
-            console.print(f"    -> {advice}")
+        console.print(f"  {printer['name']}: {state}, {printer['queued']} waiting")
+        for words in _what_to_do(printer):
+            console.print(f"    -> {words}")
+
+
+def _what_to_do(printer: dict[str, Any]) -> list[str]:
+    """The health monitor's advice, which says what is wrong and what to do; else the
+    problem alone. Never both: they say the same thing twice."""
+    advice: list[str] = printer.get("advice") or []
+    return advice or ([printer["problem"]] if printer.get("problem") else [])
 
 
 # -- printers and jobs ---------------------------------------------------------------------
@@ -193,7 +203,7 @@ def printers(
     key: KeyOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """The printers: online or not, health, breaker, waiting jobs and what to do.
+    """The printers: online or not, health, whether tickets go out, waiting jobs, what to do.
 
     Exit code 7 when a printer is offline, as for 'spoonprint status'.
     """
@@ -206,15 +216,36 @@ def printers(
     if as_json:
         print_json(listed)
         raise typer.Exit(code)
-    table = Table("printer", "address", "state", "health", "breaker", "waiting", "problem")
-    table.columns[1].overflow = "fold"
     for p in listed:
-        state = {True: "online", False: "[red]OFFLINE[/red]", None: "not tried"}[p["online"]]
-        name = p["name"] + (" (default)" if p["default"] else "")
-        problem = "; ".join(p.get("advice") or []) or p.get("problem") or ""
-        table.add_row(name, p["uri"], state, p["health"], p["breaker"], str(p["queued"]), problem)
-    console.print(table)
+        _print_printer(p)
     raise typer.Exit(code)
+
+
+#: Health monitor verdicts worth a word (``ok`` and ``unknown`` add nothing to the state).
+_HEALTH_WORDS = {"recovering": "recovering", "needs-attention": "needs attention"}
+
+
+def _print_printer(p: dict[str, Any]) -> None:
+    """One printer as a short block, not a wide table: its lines wrap at words and stay
+    indented, so an 80-column terminal reads it as well as a wide one."""
+    name = Text(p["name"], "bold")
+    if p["default"]:
+        name.append(" (default)")
+    console.print(Text.assemble(name, "  ", (p["uri"], "dim")), overflow="fold")
+    state = {
+        True: Text("online", "green"),
+        False: Text("OFFLINE", "bold red"),
+        None: Text("not tried yet", "dim"),
+    }[p["online"]]
+    facts = [state]
+    if p["health"] in _HEALTH_WORDS:
+        facts.append(Text(_HEALTH_WORDS[p["health"]], "yellow"))
+    doing = printing_words(p)
+    facts += [Text(doing)] if doing else []
+    facts.append(Text(f"{p['queued']} waiting"))
+    console.print(Padding(Text("; ").join(facts), (0, 0, 0, 2), expand=False))
+    for words in _what_to_do(p):
+        console.print(Padding(Text(f"-> {words}", "yellow"), (0, 0, 0, 2), expand=False))
 
 
 def queue(
@@ -400,7 +431,7 @@ def already_accepted(job: dict[str, Any]) -> str:
     state = job["state"]
     if state in ("printed", "sent") and job.get("printed_at"):
         verb = "printed" if state == "printed" else "sent"
-        became = f"{verb} at {_clock(job['printed_at'])} on {on}"
+        became = f"{verb} at {local_time(job['printed_at'])} on {on}"
     elif state == "failed":
         became = f"failed on {on}: {job.get('last_error') or 'see spoonprint queue'}"
     else:
@@ -412,14 +443,6 @@ def already_accepted(job: dict[str, Any]) -> str:
         f"{order}already accepted as job {job['id']} ({became}); nothing printed again; use "
         f"`spoonprint reprint {job['id']}` for another copy"
     )
-
-
-def _clock(timestamp: str) -> str:
-    """An API time as this computer's local time of day (and the date when not today)."""
-    moment = datetime.fromisoformat(timestamp).astimezone()
-    if moment.date() == datetime.now().astimezone().date():
-        return moment.strftime("%H:%M")
-    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 def _wait_settled(server: Api, job_id: int, timeout: float) -> dict[str, Any]:
