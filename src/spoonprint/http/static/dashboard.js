@@ -118,8 +118,8 @@
         ...advice.map((text) => el("p", { class: "advice", text })),
         el("dl", { class: "facts" },
           ...fact("Paper", badge(p.paper, ...PAPER[p.paper])),
-          ...fact("Tickets", badge(p.breaker, p.breaker === "open" && p.retry_at
-            ? `pausing after failures, retry at ${when(p.retry_at)}` : undefined)),
+          ...fact("Tickets", badge(p.breaker),
+            p.breaker === "open" && p.retry_at ? ` retry at ${when(p.retry_at)}` : null),
           ...fact("Waiting", String(p.queued)),
           ...fact("Last printed", agoNode(p.last_printed_at)),
           ...(p.down_since ? fact("Down since", agoNode(p.down_since)) : []),
