@@ -8,13 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .conftest import free_port
+
 #: Runs the ``spoonprint`` entry point with uvicorn's serving replaced by a report of the
 #: collector's state at the moment the server would start listening.
 PROBE = """
 import gc, json, sys
 import uvicorn
 
-def report(self):
+def report(self, sockets=None):
     print(json.dumps({"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}))
 
 uvicorn.Server.run = report
@@ -38,7 +40,8 @@ def probe(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_the_server_serves_with_the_collector_on_and_the_start_up_frozen(tmp_path: Path) -> None:
     config = tmp_path / "spoonprint.toml"
     config.write_text(
-        f'[server]\nhost = "127.0.0.1"\nport = 1\ndata_dir = "{tmp_path / "data"}"\n',
+        # A free port: the server opens its socket before uvicorn would serve on it.
+        f'[server]\nhost = "127.0.0.1"\nport = {free_port()}\ndata_dir = "{tmp_path / "data"}"\n',
         encoding="utf-8",
     )
     done = probe("serve", "--config", str(config), cwd=tmp_path)
