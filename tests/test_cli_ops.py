@@ -21,8 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from spoonprint.cli import process
-from spoonprint.cli.commands import follow_file
-from spoonprint.cli.logview import LogFilter
+from spoonprint.cli.logview import LogFilter, follow_file
 from spoonprint.cli.main import app
 from spoonprint.emulator.virtual_printer import PrinterMode, VirtualPrinterThread
 
