@@ -37,6 +37,15 @@ def test_init_makes_config_data_and_a_key_shown_once(tmp_path: Path) -> None:
     assert listed.stdout.split() == ["default", "admin", "active"]
 
 
+def test_init_sets_the_key_apart_under_a_heading(tmp_path: Path) -> None:
+    lines = spoonprint(tmp_path, "init").stdout.splitlines()
+    (heading,) = [i for i, line in enumerate(lines) if "YOUR API KEY" in line]
+    assert set(lines[heading].replace("YOUR API KEY", "").replace(" ", "")) == {"="}
+    assert KEY.fullmatch(lines[heading + 1])  # alone on its line: copied without a frame
+    assert lines[heading + 2].startswith('Admin key "default", shown only now: copy it')
+    assert lines[heading - 1] == "" and set(lines[heading + 3]) == {"="}
+
+
 def test_init_key_works_and_revoking_takes_effect_at_once(tmp_path: Path) -> None:
     key = KEY.findall(spoonprint(tmp_path, "init").stdout)[0]
     config = tmp_path / "spoonprint.toml"

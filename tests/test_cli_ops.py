@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from spoonprint.cli import process
-from spoonprint.cli.commands import follow_file
-from spoonprint.cli.logview import LogFilter
+from spoonprint.cli.logview import LogFilter, follow_file
 from spoonprint.cli.main import app
 from spoonprint.emulator.virtual_printer import PrinterMode, VirtualPrinterThread
 
@@ -164,6 +164,26 @@ def test_print_wait_reprint_and_printers_as_json(
     assert test["state"] == "printed"
 
 
+def test_an_order_sent_again_says_what_became_of_the_first(
+    server: Server, printer: VirtualPrinterThread, tmp_path: Path
+) -> None:
+    order = tmp_path / "order.json"
+    order.write_text(json.dumps({"order_id": "A-9", "text": "1 x congee"}), encoding="utf-8")
+    first = as_json(cli(server, "print", str(order), "--wait", "--json"))
+    assert first["state"] == "printed"
+    again = cli(server, "print", str(order))
+    assert again.exit_code == 0, again.stderr
+    printed_at = datetime.fromisoformat(first["printed_at"]).astimezone().strftime("%H:%M")
+    job = first["id"]
+    assert again.stdout.strip() == (
+        f"Order A-9: already accepted as job {job} (printed at {printed_at} on kitchen); "
+        f"nothing printed again; use `spoonprint reprint {job}` for another copy"
+    )
+    waited = cli(server, "print", str(order), "--wait")
+    assert f"already accepted as job {job} (printed at" in waited.stdout
+    assert len(printer.wait_for_tickets(1, 5)) == 1  # the one ticket of the first time
+
+
 def test_a_missing_file_is_refused_and_text_still_prints(
     server: Server, printer: VirtualPrinterThread, tmp_path: Path
 ) -> None:
@@ -194,6 +214,11 @@ def test_queue_and_cancel_while_the_printer_is_off(
     assert table.exit_code == 0 and "B-2" in table.stdout
     admin = server.client()
     until(lambda: admin.get("/printers").json()[0]["breaker"] == "open")
+    # Resting: the job stays queued, not between attempts.
+    again = cli(server, "print", "waiting for power", "--order-id", "B-2")
+    assert f"already accepted as job {accepted['job_id']} (waiting to print on kitchen)" in (
+        again.stdout
+    )
     status = spoonprint(server, "status", "--json")
     assert status.returncode == 7  # a printer is failing
     assert json.loads(status.stdout)["printers"][0]["online"] is False
@@ -207,6 +232,52 @@ def test_queue_and_cancel_while_the_printer_is_off(
     assert as_json(cli(server, "queue", "--json")) == []
     waited = cli(server, "print", "no power", "--wait", "--timeout", "1")
     assert waited.exit_code == 7 and "queued" in waited.stdout
+
+
+def test_printers_in_owner_words_in_80_columns(
+    make_server: ServerFactory, printer: VirtualPrinterThread
+) -> None:
+    down = f"tcp://127.0.0.1:{free_port()}"  # nothing listens: refused
+    server = make_server(
+        [
+            {"name": "kitchen", "uri": down},
+            {"name": "bar", "uri": f"tcp://127.0.0.1:{printer.port}"},
+        ],
+        SPOONPRINT_DELIVERY__BREAKER_RESET="60",
+    )
+    assert as_json(cli(server, "test-print", "bar", "--wait", "--json"))["state"] == "printed"
+    as_json(cli(server, "print", "waiting for power", "--json"))
+    admin = server.client()
+    until(lambda: admin.get("/printers").json()[0]["breaker"] == "open")
+    kitchen = admin.get("/printers").json()[0]
+    (advice,) = kitchen["advice"]
+    env = {k: v for k, v in server.env.items() if k != "SPOONPRINT_API_KEY"}
+    shown = subprocess.run(
+        [sys.executable, "-m", "spoonprint", "printers", "--config", str(server.config)],
+        env={**env, "SPOONPRINT_KEY_FILE": str(server.config.parent / "keys.json"),
+             "SPOONPRINT_API_KEY": server.key, "COLUMNS": "80"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert shown.returncode == 7, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, shown.stdout
+    retry = datetime.fromisoformat(kitchen["retry_at"]).astimezone()
+    clocks = {(retry + timedelta(seconds=d)).strftime("%H:%M:%S") for d in (-1, 0, 1)}
+    assert lines[0] == f"kitchen (default)  {down}"
+    assert any(
+        lines[1] == f"  OFFLINE; {health}pausing after failures, retry at {clock}; 1 waiting"
+        for clock in clocks
+        for health in ("", "recovering; ", "needs attention; ")
+    ), lines[1]
+    words = " ".join(shown.stdout.split())  # a long advice may wrap: read it as one text
+    assert words.count(advice) == 1 and kitchen["problem"] not in words
+    assert f"bar  tcp://127.0.0.1:{printer.port}" in lines
+    assert "  online; printing; 0 waiting" in lines
+    for engineer in ("breaker", "closed", "open", "resting"):
+        assert engineer not in words
+    status = spoonprint(server, "status")
+    assert "  kitchen: OFFLINE, 1 waiting" in status.stdout.splitlines()
+    assert status.stdout.count(advice) == 1 and kitchen["problem"] not in status.stdout
 
 
 def test_plain_errors_and_exit_codes(server: Server) -> None:

@@ -133,17 +133,38 @@ def test_a_star_printer(tmp_path: Path) -> None:
 
 
 def test_no_printer_or_an_unknown_one(tmp_path: Path) -> None:
-    empty = diagnose(tmp_path, [])
-    assert empty.exit_code == 2 and "--uri" in empty.stderr
     unknown = diagnose(tmp_path, [{"name": "kitchen", "uri": "tcp://127.0.0.1:9"}], "patio")
     assert unknown.exit_code == 5 and "kitchen" in unknown.stderr
-    with VirtualPrinterThread() as printer:
+    virtual_only = diagnose(tmp_path, [], "patio")
+    assert virtual_only.exit_code == 5
+    assert "no printer named 'patio'; printers: virtual (built in)" in virtual_only.stderr
+
+
+def test_an_address_names_itself_on_the_test_page(tmp_path: Path) -> None:
+    with VirtualPrinterThread(out_dir=tmp_path / "out") as printer:
+        address = f"tcp://127.0.0.1:{printer.port}"
         adhoc = runner.invoke(
-            app,
-            ["diagnose", "--uri", f"tcp://127.0.0.1:{printer.port}", "--no-print", "--json",
-             "--config", str(tmp_path / "none.toml")],
-        )  # fmt: skip
-    assert adhoc.exit_code == 0, adhoc.output
+            app, ["diagnose", "--uri", address, "--config", str(tmp_path / "none.toml")]
+        )
+        assert adhoc.exit_code == 0, adhoc.output
+        (ticket,) = printer.wait_for_tickets(1, 5)
+    assert f"Diagnosing {address}\n" in adhoc.stdout
+    assert f"printer: {address}" in ticket.text  # the page says which printer it came from
+
+
+@pytest.mark.parametrize("args", [[], ["virtual"]], ids=["default", "named"])
+def test_the_built_in_virtual_printer(tmp_path: Path, args: list[str]) -> None:
+    # No [[printers]]: the server prints to its virtual printer, and so does diagnose.
+    result = diagnose(tmp_path, [], *args)
+    assert result.exit_code == 0, result.output
+    assert "Diagnosing virtual at tcp://127.0.0.1:" in result.stdout
+    assert "[ ok ] test page:" in result.stdout and "confirmed by the printer" in result.stdout
+    pages = tmp_path / "data" / "virtual-printer" / "test-pages"
+    assert f"The virtual printer saved the test page in {pages}" in result.stdout
+    (page,) = pages.glob("*.txt")
+    text = page.read_text(encoding="utf-8")
+    assert "spoonprint test page" in text and "printer: virtual" in text
+    assert CHINESE_SAMPLE in text or (pages / f"{page.stem}.png").is_file()
 
 
 def test_status_bits_in_words() -> None:

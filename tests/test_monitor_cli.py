@@ -97,7 +97,7 @@ def test_the_dashboard_shows_printers_queue_jobs_recovery_and_security(
     def row(start: str) -> str:
         return next(line for line in lines if line.strip("│ ").startswith(start))
 
-    assert "online" in row("kitchen ") and "closed" in row("kitchen ")
+    assert "online" in row("kitchen ") and "printing" in row("kitchen ")
     bar = row("bar ")
     assert "OUT" in bar and "needs-attention" in bar and "#2 [B-7]" in bar
     patio = row("patio ")

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import free_port
+
 pytestmark = pytest.mark.e2e
 
 #: Runs the ``spoonprint`` entry point with uvicorn's serving replaced by a report of the
@@ -42,7 +44,8 @@ def probe(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_the_server_serves_with_the_collector_on_and_the_start_up_frozen(tmp_path: Path) -> None:
     config = tmp_path / "spoonprint.toml"
     config.write_text(
-        f'[server]\nhost = "127.0.0.1"\nport = 1\ndata_dir = "{tmp_path / "data"}"\n',
+        # A free port: the server opens its socket before uvicorn would serve on it.
+        f'[server]\nhost = "127.0.0.1"\nport = {free_port()}\ndata_dir = "{tmp_path / "data"}"\n',
         encoding="utf-8",
     )
     done = probe("serve", "--config", str(config), cwd=tmp_path)

@@ -225,10 +225,16 @@ class Diagnose:
     opener: Opener = open_transport
     on_step: Callable[[str], None] = lambda step: None
     on_check: Callable[[Check], None] = lambda check: None
+    #: How the report and the test page name the printer (default: its config name).
+    title: str | None = None
+
+    @property
+    def printer(self) -> str:
+        return self.title or self.config.name
 
     async def run(self) -> Diagnosis:
         uri = parse_uri(self.config.uri)
-        result = Diagnosis(self.config.name, uri.raw)
+        result = Diagnosis(self.printer, uri.raw)
         if uri.scheme == "windows":
             await self._windows(uri, result)
         else:
@@ -415,7 +421,7 @@ class Diagnose:
         add: Callable[[Check], Check],
         mode: str | None,
     ) -> Check:
-        document = test_page(self.config.name, mode)
+        document = test_page(self.printer, mode)
         render = renderer_for(profile.protocol, self.typeface)
         data = await asyncio.to_thread(render, document, profile, 1)
         started = time.perf_counter()

@@ -105,8 +105,17 @@ def init(config: ConfigOption = DEFAULT_CONFIG) -> None:
     )
     key = keys.create(name, "admin")
     console.print(f"Wrote {config} and data folder {settings.server.data_dir}")
-    console.print(f"API key [bold]{name}[/bold] (admin). It is shown only now, keep it safe:")
-    console.print(key, soft_wrap=True, highlight=False)
+    # Between a pip install and the server's log the key must be easy to find: a heading and
+    # a rule around it, the key alone on its line (a box would be copied with the key).
+    console.print()
+    console.rule(" YOUR API KEY ", characters="=", style="bold")
+    console.print(key, soft_wrap=True, highlight=False, style="bold")
+    console.print(
+        f'Admin key "{name}", shown only now: copy it and keep it safe. Send it as the '
+        "X-API-Key header, or keep it for the CLI with 'spoonprint login'."
+    )
+    console.rule(characters="=", style="bold")
+    console.print()
     console.print("Start the server with: [bold]spoonprint serve[/bold]")
 
 

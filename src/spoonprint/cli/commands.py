@@ -1,9 +1,9 @@
 """Everyday commands for running spoonprint: start, stop, restart, status, printers, queue,
-print, test-print, reprint, cancel, logs, login and logout. Exit codes: see
-:mod:`spoonprint.cli.common`.
+print, test-print, reprint, cancel, login and logout (``logs`` is in
+:mod:`spoonprint.cli.logview`). Exit codes: see :mod:`spoonprint.cli.common`.
 
 Commands with live state ask the running server over its API (``--url`` for another machine);
-``start``, ``stop``, ``restart`` and ``logs`` work on this machine's data folder.
+``start``, ``stop`` and ``restart`` work on this machine's data folder.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 from spoonprint.cli import process
 from spoonprint.cli.client import Api, key_file, local_url, save_key, saved_key
@@ -26,7 +28,6 @@ from spoonprint.cli.common import (
     CONFLICT,
     DEFAULT_CONFIG,
     FAILED,
-    NOT_RUNNING,
     OK,
     PRINTER_PROBLEM,
     USAGE,
@@ -37,12 +38,11 @@ from spoonprint.cli.common import (
     UrlOption,
     console,
     fail,
+    local_time,
     print_json,
+    printing_words,
     settings_from,
 )
-from spoonprint.cli.logview import LogFilter
-from spoonprint.logs import LOG_FILE
-from spoonprint.security.events import SECURITY_LOG
 
 #: Job states after which a job will not change by itself.
 SETTLED = {"printed", "sent", "failed", "cancelled", "held"}
@@ -179,10 +179,16 @@ def _print_status(answer: dict[str, Any], local: process.ProcessState | None) ->
     console.print(f"spoonprint{version} up{pid}{since}, {answer['queue_depth']} job(s) waiting")
     for printer in answer["printers"]:
         state = {True: "online", False: "OFFLINE", None: "not tried yet"}[printer["online"]]
-        problem = f" ({printer['problem']})" if printer.get("problem") else ""
-        console.print(f"  {printer['name']}: {state}{problem}, {printer['queued']} waiting")
-        for advice in printer.get("advice") or []:
-            console.print(f"    -> {advice}")
+        console.print(f"  {printer['name']}: {state}, {printer['queued']} waiting")
+        for words in _what_to_do(printer):
+            console.print(f"    -> {words}")
+
+
+def _what_to_do(printer: dict[str, Any]) -> list[str]:
+    """The health monitor's advice, which says what is wrong and what to do; else the
+    problem alone. Never both: they say the same thing twice."""
+    advice: list[str] = printer.get("advice") or []
+    return advice or ([printer["problem"]] if printer.get("problem") else [])
 
 
 # -- printers and jobs ---------------------------------------------------------------------
@@ -194,7 +200,7 @@ def printers(
     key: KeyOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """The printers: online or not, health, breaker, waiting jobs and what to do.
+    """The printers: online or not, health, whether tickets go out, waiting jobs, what to do.
 
     Exit code 7 when a printer is offline, as for 'spoonprint status'.
     """
@@ -207,15 +213,36 @@ def printers(
     if as_json:
         print_json(listed)
         raise typer.Exit(code)
-    table = Table("printer", "address", "state", "health", "breaker", "waiting", "problem")
-    table.columns[1].overflow = "fold"
     for p in listed:
-        state = {True: "online", False: "[red]OFFLINE[/red]", None: "not tried"}[p["online"]]
-        name = p["name"] + (" (default)" if p["default"] else "")
-        problem = "; ".join(p.get("advice") or []) or p.get("problem") or ""
-        table.add_row(name, p["uri"], state, p["health"], p["breaker"], str(p["queued"]), problem)
-    console.print(table)
+        _print_printer(p)
     raise typer.Exit(code)
+
+
+#: Health monitor verdicts worth a word (``ok`` and ``unknown`` add nothing to the state).
+_HEALTH_WORDS = {"recovering": "recovering", "needs-attention": "needs attention"}
+
+
+def _print_printer(p: dict[str, Any]) -> None:
+    """One printer as a short block, not a wide table: its lines wrap at words and stay
+    indented, so an 80-column terminal reads it as well as a wide one."""
+    name = Text(p["name"], "bold")
+    if p["default"]:
+        name.append(" (default)")
+    console.print(Text.assemble(name, "  ", (p["uri"], "dim")), overflow="fold")
+    state = {
+        True: Text("online", "green"),
+        False: Text("OFFLINE", "bold red"),
+        None: Text("not tried yet", "dim"),
+    }[p["online"]]
+    facts = [state]
+    if p["health"] in _HEALTH_WORDS:
+        facts.append(Text(_HEALTH_WORDS[p["health"]], "yellow"))
+    doing = printing_words(p)
+    facts += [Text(doing)] if doing else []
+    facts.append(Text(f"{p['queued']} waiting"))
+    console.print(Padding(Text("; ").join(facts), (0, 0, 0, 2), expand=False))
+    for words in _what_to_do(p):
+        console.print(Padding(Text(f"-> {words}", "yellow"), (0, 0, 0, 2), expand=False))
 
 
 def queue(
@@ -373,6 +400,10 @@ def _report_job(
     note: str = "",
 ) -> None:
     job_id = accepted["job_id"]
+    if accepted.get("duplicate") and not as_json:
+        # The same order_id again: nothing new prints, so say what became of the first one.
+        console.print(already_accepted(server.get(f"/jobs/{job_id}")), soft_wrap=True)
+        return
     if not wait:
         if as_json:
             print_json(accepted)
@@ -391,6 +422,26 @@ def _report_job(
         raise typer.Exit(PRINTER_PROBLEM)
 
 
+def already_accepted(job: dict[str, Any]) -> str:
+    """What to tell someone who sent an order that was accepted before, from its job."""
+    on = job["printer"]
+    state = job["state"]
+    if state in ("printed", "sent") and job.get("printed_at"):
+        verb = "printed" if state == "printed" else "sent"
+        became = f"{verb} at {local_time(job['printed_at'])} on {on}"
+    elif state == "failed":
+        became = f"failed on {on}: {job.get('last_error') or 'see spoonprint queue'}"
+    else:
+        became = {"queued": f"waiting to print on {on}", "printing": f"printing on {on}"}.get(
+            state, f"{state} on {on}"
+        )
+    order = f"Order {job['order_id']}: " if job.get("order_id") else ""
+    return (
+        f"{order}already accepted as job {job['id']} ({became}); nothing printed again; use "
+        f"`spoonprint reprint {job['id']}` for another copy"
+    )
+
+
 def _wait_settled(server: Api, job_id: int, timeout: float) -> dict[str, Any]:
     """Poll the job (it lives in the server) until it settles or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
@@ -399,92 +450,6 @@ def _wait_settled(server: Api, job_id: int, timeout: float) -> dict[str, Any]:
         if job["state"] in SETTLED or time.monotonic() > deadline:
             return job
         time.sleep(0.1)
-
-
-# -- logs ----------------------------------------------------------------------------------
-
-
-def logs(
-    lines: Annotated[int, typer.Option("--lines", "-n", help="Lines to show.")] = 40,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep showing new lines.")] = False,
-    security: Annotated[bool, typer.Option(help="The security log instead.")] = False,
-    access: Annotated[
-        bool, typer.Option(help="Also every HTTP request (uvicorn's access lines).")
-    ] = False,
-    config: ConfigOption = DEFAULT_CONFIG,
-) -> None:
-    """The server's log (in the data folder on this machine); --follow until Ctrl+C.
-
-    Shows what happened to jobs and printers, recovery, security and every warning; the line
-    for each HTTP request only with --access.
-    """
-    log_dir = settings_from(config).server.data_dir / "logs"
-    path = log_dir / (SECURITY_LOG if security else LOG_FILE)
-    if not path.exists() and not follow:
-        fail(f"no log yet at {path}: has spoonprint run with this config?", NOT_RUNNING)
-    shown = LogFilter(everything=access or security)
-    position = _show_tail(path, lines, shown)
-    if not follow:
-        return
-    try:
-        for text in follow_file(path, position):
-            typer.echo(shown.feed(text), nl=False)
-    except KeyboardInterrupt:
-        return
-
-
-#: How far back from its end the log is read for the last lines: access lines can be most of
-#: it, so a good deal more than the lines asked for.
-TAIL_BYTES = 1024 * 1024
-
-
-def _show_tail(path: Path, lines: int, keep: LogFilter) -> int:
-    """Print the last ``lines`` lines that ``keep`` shows; the position after them."""
-    try:
-        with path.open("rb") as file:
-            end = file.seek(0, 2)
-            start = max(end - TAIL_BYTES, 0)
-            file.seek(start)
-            data = file.read()
-    except OSError:
-        return 0
-    text = data.decode("utf-8", errors="replace")
-    kept = list(keep.lines(text.splitlines()))
-    shown = kept[-lines:] if lines > 0 else []
-    for line in shown:
-        typer.echo(line)
-    return end
-
-
-def follow_file(
-    path: Path, position: int, poll: float = 0.25, until: Callable[[], bool] = lambda: False
-) -> Iterator[str]:
-    """New text appended to ``path`` from ``position`` on; after a rotation, the new file from
-    its beginning. Polls (a file has no portable change event); stops when ``until()``."""
-    identity = _identity(path)
-    while not until():
-        current = _identity(path)
-        if current is None:
-            time.sleep(poll)
-            continue
-        if identity is None or current[:2] != identity[:2] or current[2] < position:
-            identity, position = current, 0  # rotated: a new file
-        if current[2] > position:
-            with path.open("rb") as file:
-                file.seek(position)
-                data = file.read(current[2] - position)
-            position += len(data)
-            yield data.decode("utf-8", errors="replace")
-            continue
-        time.sleep(poll)
-
-
-def _identity(path: Path) -> tuple[int, int, int] | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_dev, stat.st_ino, stat.st_size
 
 
 # -- the CLI's key ---------------------------------------------------------------------------
@@ -532,6 +497,7 @@ def _duration(seconds: float) -> str:
 def register(app: typer.Typer) -> None:
     """Add these commands (and monitor, diagnose) to the ``spoonprint`` command line."""
     from spoonprint.cli.diagnose import diagnose
+    from spoonprint.cli.logview import logs
     from spoonprint.cli.monitor import monitor
 
     for name, command in (

@@ -18,6 +18,7 @@ Exit codes (the same for every command, so scripts can tell what went wrong):
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -90,6 +91,31 @@ def settings_from(config: Path, *, required: bool = False) -> Settings:
         return load_settings(config, required=required)
     except ConfigError as exc:
         fail(str(exc), USAGE)
+
+
+def local_time(timestamp: str, *, seconds: bool = False) -> str:
+    """An API time (ISO 8601) as this computer's local time of day, with the date when it is
+    not today."""
+    moment = datetime.fromisoformat(timestamp).astimezone()
+    clock = moment.strftime("%H:%M:%S" if seconds else "%H:%M")
+    if moment.date() == datetime.now().astimezone().date():
+        return clock
+    return f"{moment:%Y-%m-%d} {clock}"
+
+
+def printing_words(printer: dict[str, Any]) -> str:
+    """A printer's circuit breaker (``/printers``) in the owner's words; "" for a printer not
+    tried yet, which has nothing to say."""
+    breaker = printer.get("breaker")
+    if breaker == "open":
+        retry = printer.get("retry_at")
+        return "pausing after failures" + (
+            f", retry at {local_time(retry, seconds=True)}" if retry else ""
+        )
+    if breaker == "half-open":
+        return "trying again"
+    # Closed: tickets go out, or are retried on their own timer while it is offline.
+    return {True: "printing", False: "retrying", None: ""}[printer.get("online")]
 
 
 def print_json(value: Any) -> None:

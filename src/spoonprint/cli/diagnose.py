@@ -9,6 +9,8 @@ a configuration error.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -32,6 +34,11 @@ from spoonprint.errors import ConfigError
 
 if TYPE_CHECKING:  # imported when run: they load the renderers, which the other commands need not
     from spoonprint.diagnostics import Check, Diagnosis
+
+#: The config name of a printer given only by ``--uri``; its address names it on the page.
+ADDRESS_ONLY = "address"
+#: diagnose's own test pages on the virtual printer, in a folder beside the server's tickets.
+TEST_PAGES_DIR = "test-pages"
 
 _MARKS = {
     "ok": Text("[ ok ]", "bold green"),
@@ -98,12 +105,17 @@ def diagnose(
 
     The test page has English, Traditional Chinese, HKSCS characters, a QR code and a cut.
     """
+    from spoonprint.app import VIRTUAL_PRINTER_DIR, VIRTUAL_PRINTER_NAME
     from spoonprint.diagnostics import Diagnose
     from spoonprint.render.fonts import find_typeface
     from spoonprint.transports.base import Timeouts
 
     settings = settings_from(config)
-    chosen = _printer(settings.printers, printer, uri, protocol, config.name)
+    # With no printer configured the server prints to its built-in virtual printer, which
+    # lives only inside the server: diagnose runs one of its own, saving into the data folder.
+    virtual = uri is None and not settings.printers and printer in (None, VIRTUAL_PRINTER_NAME)
+    pages = settings.server.data_dir / VIRTUAL_PRINTER_DIR / TEST_PAGES_DIR
+    chosen = None if virtual else _printer(settings.printers, printer, uri, protocol)
     delivery = settings.delivery
     timeouts = (
         Timeouts(timeout, timeout, timeout)
@@ -115,50 +127,64 @@ def diagnose(
     except ConfigError as exc:
         fail(str(exc), USAGE)
     quiet = json_output
-    if not quiet:
-        console.print(f"Diagnosing [bold]{chosen.name}[/bold] at {chosen.uri}")
-    with console.status("starting", spinner="dots") as progress:
-        run = Diagnose(
-            chosen,
-            typeface,
-            timeouts=timeouts,
-            stuck_after=settings.recovery.stuck_after,
-            page_timeout=page_timeout,
-            print_page=print_page,
-            on_step=(lambda step: None) if quiet else (lambda step: progress.update(step)),
-            on_check=(lambda check: None) if quiet else show_check,
-        )
-        diagnosis = asyncio.run(run.run())
+
+    async def run(target: PrinterConfig) -> Diagnosis:
+        # Unnamed (only --uri), the address names it: the test page says where it came from.
+        title = target.uri if uri is not None and printer is None else target.name
+        if not quiet:
+            where = "" if title == target.uri else f" at {target.uri}"
+            console.print(f"Diagnosing [bold]{title}[/bold]{where}")
+        with console.status("starting", spinner="dots") as progress:
+            return await Diagnose(
+                target,
+                typeface,
+                timeouts=timeouts,
+                stuck_after=settings.recovery.stuck_after,
+                page_timeout=page_timeout,
+                print_page=print_page,
+                on_step=(lambda step: None) if quiet else (lambda step: progress.update(step)),
+                on_check=(lambda check: None) if quiet else show_check,
+                title=title,
+            ).run()
+
+    diagnosis = asyncio.run(run(chosen) if chosen else _on_virtual_printer(run, pages))
     if json_output:
         print_json(as_json(diagnosis))
     else:
         console.print()
         for line in diagnosis.verdict():
             console.print(line, soft_wrap=True, style=None if diagnosis.ok else "bold")
+        if virtual and print_page:
+            console.print(f"The virtual printer saved the test page in {pages}", soft_wrap=True)
     raise typer.Exit(OK if diagnosis.ok else PRINTER_PROBLEM)
 
 
+async def _on_virtual_printer(
+    run: Callable[[PrinterConfig], Awaitable[Diagnosis]], pages: Path
+) -> Diagnosis:
+    """``run`` on a virtual printer like the server's built-in one. Its pages go to a folder
+    of their own: a running server numbers its tickets in ``virtual-printer`` itself."""
+    from spoonprint.app import VIRTUAL_PRINTER_NAME
+    from spoonprint.emulator.virtual_printer import VirtualPrinter
+
+    async with VirtualPrinter(host="127.0.0.1", port=0, out_dir=pages) as printer:
+        return await run(
+            PrinterConfig(name=VIRTUAL_PRINTER_NAME, uri=f"tcp://127.0.0.1:{printer.port}")
+        )
+
+
 def _printer(
-    printers: list[PrinterConfig],
-    name: str | None,
-    uri: str | None,
-    protocol: Protocol,
-    config_name: str,
+    printers: list[PrinterConfig], name: str | None, uri: str | None, protocol: Protocol
 ) -> PrinterConfig:
     if uri is not None:
         try:
-            return PrinterConfig(name=name or "printer", uri=uri, protocol=protocol)
+            return PrinterConfig(name=name or ADDRESS_ONLY, uri=uri, protocol=protocol)
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             fail(f"--uri: {exc}", USAGE)
-    if not printers:
-        fail(
-            f"no printer in {config_name}: add one, or test an address with "
-            "--uri tcp://192.168.1.50:9100",
-            USAGE,
-        )
     if name is None:
         return printers[0]
     for printer in printers:
         if printer.name == name:
             return printer
-    fail(f"no printer named {name!r}; printers: {', '.join(p.name for p in printers)}", 5)
+    names = ", ".join(p.name for p in printers) or "virtual (built in)"
+    fail(f"no printer named {name!r}; printers: {names}", 5)

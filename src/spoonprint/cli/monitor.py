@@ -1,9 +1,9 @@
 """``spoonprint monitor``: a live dashboard in the terminal, refreshed every second.
 
-Printers with their health, breaker and paper state (``/printers``, ``/recovery/status``);
-per printer the waiting and held jobs and the oldest waiting order, recent jobs, blocked
-addresses and recent security events (``/ops/activity``); recent recovery actions. It works
-against any server it can reach with an admin key (``--url``, ``--key``).
+Printers with their health, whether tickets go out and paper (``/printers``,
+``/recovery/status``); per printer the waiting and held jobs and the oldest waiting order,
+recent jobs, blocked addresses and recent security events (``/ops/activity``); recent recovery
+actions. It works against any server it can reach with an admin key (``--url``, ``--key``).
 
 ``--once`` draws one frame and exits (for scripts, tests and screenshots: ``--svg FILE``).
 A server that stops answering is shown as such and asked again every second; a refused key
@@ -39,6 +39,7 @@ from spoonprint.cli.common import (
     console,
     fail,
     print_json,
+    printing_words,
 )
 
 RECENT_JOBS = 10
@@ -137,7 +138,7 @@ def _printers(snapshot: Snapshot) -> RenderableType:
     health = {p["printer"]: p for p in snapshot.recovery.get("printers", [])}
     queue = {q["printer"]: q for q in snapshot.activity.get("queue", [])}
     table = Table(expand=True, box=None)
-    for column in ("printer", "state", "health", "breaker", "paper", "waiting", "held"):
+    for column in ("printer", "state", "health", "tickets", "paper", "waiting", "held"):
         table.add_column(column, no_wrap=True)
     table.add_column("oldest waiting", no_wrap=True)
     advice: list[Text] = []
@@ -150,7 +151,7 @@ def _printers(snapshot: Snapshot) -> RenderableType:
             name,
             _online(printer.get("online")),
             _health(record.get("health", "unknown")),
-            _breaker(printer.get("breaker", "?")),
+            _breaker(printer),
             _paper(printer, faults),
             str(waiting.get("waiting", printer.get("queued", 0))),
             str(waiting.get("held", 0)),
@@ -176,9 +177,9 @@ def _health(health: str) -> Text:
     return Text(health, style.get(health, "dim"))
 
 
-def _breaker(state: str) -> Text:
+def _breaker(printer: dict[str, Any]) -> Text:
     styles = {"closed": "green", "open": "bold red", "half-open": "yellow"}
-    return Text(state, styles.get(state, ""))
+    return Text(printing_words(printer) or "-", styles.get(printer.get("breaker", ""), ""))
 
 
 def _paper(printer: dict[str, Any], faults: set[str]) -> Text:

@@ -41,6 +41,12 @@ class CircuitBreaker:
             return 0.0
         return remaining
 
+    def retry_at(self, now: float) -> float | None:
+        """While open, when the next probe may go, on the clock ``now`` is read from (e.g.
+        wall time, for people); None when not open."""
+        wait = self.ready_in()
+        return now + wait if self.state is BreakerState.OPEN else None
+
     def record_success(self) -> None:
         self.state = BreakerState.CLOSED
         self.failures = 0

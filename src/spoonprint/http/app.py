@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -277,6 +278,7 @@ def _private_routes(app: FastAPI) -> APIRouter:
                 problem=worker.state.problem,
                 advice=services.monitor.advice(name) if services.monitor else [],
                 breaker=worker.breaker.state.value,
+                retry_at=_when(worker.breaker.retry_at(time.time())),
                 last_error=worker.state.last_error,
                 last_error_at=_when(worker.state.last_error_at),
                 down_since=_when(worker.state.down_since),

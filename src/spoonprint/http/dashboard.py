@@ -219,6 +219,7 @@ def printer_view(services: Services, name: str, queued: int) -> dict[str, Any]:
         "problem": state.problem,
         "advice": monitor.advice(name) if monitor else [],
         "breaker": worker.breaker.state.value,
+        "retry_at": worker.breaker.retry_at(time.time()),
         "paper": _paper(faults, state.problem, state.online, reads_status),
         "queued": queued,
         "last_error": state.last_error,

@@ -140,11 +140,16 @@ class PublicPrinterOut(BaseModel):
     advice: list[str] = Field(
         default_factory=list, description="What staff should do, from the health monitor"
     )
-    breaker: str = Field(description="closed (printing), open (resting), half-open (probing)")
+    breaker: str = Field(
+        description="closed: tickets go out; open: pausing after failures; half-open: trying again"
+    )
     queued: int
 
 
 class PrinterOut(PublicPrinterOut):
+    retry_at: datetime | None = Field(
+        None, description="While the breaker is open (resting after failures): the next try"
+    )
     uri: str
     protocol: str
     style: str
