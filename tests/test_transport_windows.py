@@ -33,6 +33,7 @@ from spoonprint.transports.windows_host import InThreads
 from tests.fakes.pywin32 import (
     EMF_DATATYPE,
     JOB_INFO_1_KEYS,
+    PRINTER_DRIVER_XPS,
     PRINTER_INFO_2_KEYS,
     C,
     FakeJob,
@@ -236,6 +237,44 @@ def test_a_job_that_left_the_queue_printed_although_nobody_imported_pywintypes(
 
 
 # -- printing -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("version", "attributes", "kind"), [(4, 0, "v4"), (3, PRINTER_DRIVER_XPS, "XPSDrv")]
+)
+def test_raw_mode_refuses_a_v4_or_xps_driver_that_would_drop_the_bytes(
+    spooler: FakeSpooler, version: int, attributes: int, kind: str
+) -> None:
+    # KB2779300: the RAW job spools 0 bytes and still leaves the queue as printed.
+    printer = spooler.printer(PRINTER)
+    printer.driver_version, printer.driver_attributes = version, attributes
+    transport = windows(spooler, "raw")
+    with pytest.raises(PrinterNotReady) as refused:
+        run(transport.send(b"ticket"))
+    assert f"is a {kind} driver" in str(refused.value) and "mode=gdi" in str(refused.value)
+    assert refused.value.bytes_written == 0 and printer.printed == []
+    (problem,) = run(transport.check_path(60.0)).problems
+    assert problem.fault is Fault.WRONG_MODE and "KB2779300" in problem.detail
+
+
+def test_raw_mode_refuses_a_queue_whose_print_processor_takes_no_raw(
+    spooler: FakeSpooler,
+) -> None:
+    printer = spooler.printer(PRINTER)
+    printer.datatypes = ("NT EMF 1.008",)
+    with pytest.raises(PrinterNotReady, match="does not take RAW jobs .*: use mode=gdi"):
+        run(windows(spooler, "raw").send(b"ticket"))
+    assert printer.printed == []
+
+
+def test_a_raw_job_the_queue_refuses_as_a_datatype_says_to_use_gdi(spooler: FakeSpooler) -> None:
+    # A print server that does not describe its driver (no GetPrinterDriver level 8): the
+    # ticket is tried, and the queue refuses the datatype (ERROR_INVALID_DATATYPE).
+    printer = spooler.printer(PRINTER)
+    printer.datatypes, printer.answers_level_8 = ("NT EMF 1.008",), False
+    transport = windows(spooler, "raw")
+    with pytest.raises(PrinterOffline, match=r"does not take RAW jobs .*error 1804.*mode=gdi"):
+        run(transport.send(b"ticket"))
 
 
 def test_raw_mode_spools_the_bytes_untouched_as_a_raw_job(spooler: FakeSpooler) -> None:

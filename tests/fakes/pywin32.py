@@ -60,6 +60,15 @@ ERROR_INVALID_PARAMETER = 87
 ERROR_SERVICE_DOES_NOT_EXIST = 1060
 RPC_S_SERVER_UNAVAILABLE = 1722
 ERROR_INVALID_PRINTER_NAME = 1801
+ERROR_UNKNOWN_PRINTPROCESSOR = 1798
+ERROR_INVALID_DATATYPE = 1804
+#: What Windows' own print processor (winprint) takes, as EnumPrintProcessorDatatypes lists it.
+WINPRINT_DATATYPES = (
+    "RAW", "RAW [FF appended]", "RAW [FF auto]", "NT EMF 1.003", "NT EMF 1.006",
+    "NT EMF 1.007", "NT EMF 1.008", "TEXT", "XPS2GDI",
+)  # fmt: skip
+#: DRIVER_INFO_8 dwPrinterDriverAttributes PRINTER_DRIVER_XPS (winspool.h).
+PRINTER_DRIVER_XPS = 0x2
 MESSAGES = {
     ERROR_ACCESS_DENIED: "Access is denied.",
     ERROR_INVALID_HANDLE: "The handle is invalid.",
@@ -68,6 +77,8 @@ MESSAGES = {
     ERROR_SERVICE_DOES_NOT_EXIST: "The specified service does not exist as an installed service.",
     RPC_S_SERVER_UNAVAILABLE: "The RPC server is unavailable.",
     ERROR_INVALID_PRINTER_NAME: "The printer name is invalid.",
+    ERROR_UNKNOWN_PRINTPROCESSOR: "The print processor is unknown.",
+    ERROR_INVALID_DATATYPE: "The specified datatype is invalid.",
 }
 
 # Standard access rights (winnt.h).
@@ -344,6 +355,15 @@ class FakePrinter:
     status: int = 0
     attributes: int = C.PRINTER_ATTRIBUTE_LOCAL | C.PRINTER_ATTRIBUTE_ENABLE_BIDI
     driver: str = "Star TSP100 Cutter (TSP143)"
+    #: DRIVER_INFO_8: cVersion (3: v3, 4: v4) and dwPrinterDriverAttributes.
+    driver_version: int = 3
+    driver_attributes: int = 0
+    manufacturer: str = "Star Micronics"
+    print_processor: str = "winprint"
+    #: GetPrinterDriverW answers level 8 (an old print server refuses it: error 124).
+    answers_level_8: bool = True
+    #: The datatypes the printer's queue takes (StartDocPrinter refuses others: 1804).
+    datatypes: tuple[str, ...] = WINPRINT_DATATYPES
     port: str = "USB001"
     #: Printable area in dots (GetDeviceCaps HORZRES / VERTRES) of the printer's Printing
     #: Defaults, what a DC gets without a DEVMODE under LocalSystem: 72 mm x 3276 mm.
@@ -479,13 +499,31 @@ class FakeSpooler:
             self._advance()
             return list(self.printer(printer).jobs)
 
+    def driver_facts(self, handle: int) -> dict[str, Any] | None:
+        """What GetPrinterDriverW level 8 reports for an open handle; None if unknown."""
+        with self._lock:
+            opened = self._handles.get(handle)
+            if opened is None or opened.closed or opened.generation != self._generation:
+                return None
+            printer = self.printer(opened.printer)
+            return {
+                "level_8": printer.answers_level_8,
+                "cVersion": printer.driver_version,
+                "dwPrinterDriverAttributes": printer.driver_attributes,
+                "pName": printer.driver,
+                "pEnvironment": "Windows x64",
+                "pDefaultDataType": "RAW" if printer.driver_version < 4 else "XPS2GDI",
+                "pszMfgName": printer.manufacturer,
+                "pszPrintProcessor": printer.print_processor,
+            }
+
     @contextmanager
     def installed(self) -> Iterator[FakeSpooler]:
         """The fake pywin32 modules importable for the duration, as pywin32's are: found on
         import, not imported beforehand. ``import win32print`` loads win32print alone; its
         errors are ``pywintypes.error`` all the same, because pywin32 makes that class in C
         (PyWinGlobals_Ensure) without importing the ``pywintypes`` module."""
-        with importable(self.modules()):
+        with importable(self.modules()), windows_ctypes(self.driver_facts):
             try:
                 yield self
             finally:
@@ -689,6 +727,25 @@ class FakeSpooler:
             printer.printed.append(job)
 
 
+@contextmanager
+def windows_ctypes(describe: Any) -> Iterator[None]:
+    """``ctypes.WinDLL`` and ``ctypes.get_last_error`` for the duration, as on Windows."""
+    from tests.fakes.winspool_dll import ctypes_names  # it imports spoonprint's structure
+
+    names = ctypes_names(describe)
+    saved = {name: getattr(ctypes, name) for name in names if hasattr(ctypes, name)}
+    for name, value in names.items():
+        setattr(ctypes, name, value)
+    try:
+        yield
+    finally:
+        for name in names:
+            if name in saved:
+                setattr(ctypes, name, saved[name])
+            else:
+                delattr(ctypes, name)
+
+
 def _module(name: str, **attributes: Any) -> types.ModuleType:
     module = types.ModuleType(name, f"fake {name} (tests/fakes/pywin32.py)")
     for key, value in attributes.items():
@@ -853,6 +910,8 @@ class _Win32Print:
             opened, printer = s.handle(hprinter, "StartDocPrinter")
             if opened.doc is not None:
                 raise s.winerror(ERROR_INVALID_PARAMETER, "StartDocPrinter")
+            if datatype is not None and datatype not in printer.datatypes:
+                raise s.winerror(ERROR_INVALID_DATATYPE, "StartDocPrinter")
             opened.doc = s._new_job(printer, doc_name, datatype or "RAW", s.user)
             return opened.doc.job_id
 
@@ -866,7 +925,12 @@ class _Win32Print:
         data = bytes(memoryview(buf))
         with self._s.call("WritePrinter"):
             job = self._doc(hprinter, "WritePrinter")
-            job.data += data
+            _, printer = self._s.handle(hprinter, "WritePrinter")
+            # KB2779300: a v4 / XPSDrv driver takes a RAW job's bytes and drops them; the
+            # job prints (nothing) and leaves the queue as printed.
+            xps = printer.driver_version >= 4 or printer.driver_attributes & PRINTER_DRIVER_XPS
+            if not (xps and job.datatype == "RAW"):
+                job.data += data
             return len(data)
 
     def EndPagePrinter(self, hprinter: Any, /) -> None:
@@ -889,6 +953,18 @@ class _Win32Print:
             opened, _ = s.handle(hPrinter, "AbortPrinter")
             s.drop(self._doc(hPrinter, "AbortPrinter"))
             opened.doc = None
+
+    def EnumPrintProcessorDatatypes(
+        self, ServerName: str | None, PrintProcessorName: str, /
+    ) -> tuple[str, ...]:
+        """win32print.EnumPrintProcessorDatatypes(ServerName, PrintProcessorName) -> tuple of
+        datatype names (DATATYPES_INFO_1); an unknown processor fails with 1798."""
+        s = self._s
+        with s.call("EnumPrintProcessorDatatypes"):
+            for printer in s._printers.values():
+                if printer.print_processor.casefold() == PrintProcessorName.casefold():
+                    return tuple(printer.datatypes)
+            raise s.winerror(ERROR_UNKNOWN_PRINTPROCESSOR, "EnumPrintProcessorDatatypes")
 
     def EnumPrinters(
         self, flags: int, name: str | None = None, level: int = 1, /

@@ -33,6 +33,7 @@ from PIL import Image
 
 from tests.fakes import pywin32
 from tests.fakes.importer import importable, install
+from tests.fakes.winspool_dll import ctypes_names
 
 ENV_ADDRESS = "FAKE_PYWIN32_SPOOLER"
 ENV_KEY = "FAKE_PYWIN32_KEY"
@@ -70,6 +71,8 @@ def serve(spooler: pywin32.FakeSpooler, boot: Path) -> Iterator[dict[str, str]]:
         if kind == "object":
             number, method, args = rest
             target = getattr(objects[number], method)
+        elif kind == "driver":
+            return spooler.driver_facts(*rest)
         elif kind == "draw":
             (args,) = rest
             target = spooler.draw
@@ -218,3 +221,6 @@ def install_client() -> None:
     global _CLIENT
     _CLIENT = _Client(os.environ[ENV_ADDRESS], bytes.fromhex(os.environ[ENV_KEY]))
     install(client_modules(_CLIENT))
+    client = _CLIENT
+    for name, value in ctypes_names(lambda handle: client.call(("driver", handle))).items():
+        setattr(ctypes, name, value)

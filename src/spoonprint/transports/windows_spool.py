@@ -27,6 +27,8 @@ ERROR_INVALID_PARAMETER = 87
 RPC_S_SERVER_UNAVAILABLE = 1722
 RPC_S_CALL_FAILED = 1726
 ERROR_INVALID_PRINTER_NAME = 1801
+#: StartDocPrinter with a datatype the print processor does not take.
+ERROR_INVALID_DATATYPE = 1804
 #: The spooler is not there to answer: stopped, crashed, or restarted under an open handle.
 SPOOLER_GONE = frozenset({RPC_S_SERVER_UNAVAILABLE, RPC_S_CALL_FAILED, ERROR_INVALID_HANDLE})
 
