@@ -23,7 +23,7 @@ from spoonprint.errors import (
     PrinterOffline,
     PrinterTimeout,
 )
-from spoonprint.recovery.health import Fault, Health
+from spoonprint.recovery.health import Fault, Health, Problem
 from spoonprint.recovery.strategy import NeedsAdmin, RecoveryFailed
 from spoonprint.transports.base import StatusQuery, Timeouts
 from spoonprint.transports.factory import open_transport
@@ -237,6 +237,24 @@ def test_a_job_that_left_the_queue_printed_although_nobody_imported_pywintypes(
 
 
 # -- printing -------------------------------------------------------------------------------
+
+
+def test_a_queue_that_keeps_printed_documents_counts_them_as_printed(
+    spooler: FakeSpooler,
+) -> None:
+    printer = spooler.printer(PRINTER)
+    printer.attributes |= C.PRINTER_ATTRIBUTE_KEEPPRINTEDJOBS
+    transport = windows(spooler, "raw")
+
+    async def scenario() -> Health:
+        async with asyncio.timeout(5):  # a job that never leaves the queue: no endless wait
+            await transport.send(b"ticket")
+        return await transport.check_path(0.0)
+
+    health = run(scenario())
+    (job,) = spooler.jobs(PRINTER)  # still listed, printed
+    assert job.status & C.JOB_STATUS_PRINTED and printer.printed == [job]
+    assert health.problems == ()  # a kept printed job is not a stuck one
 
 
 @pytest.mark.parametrize(
@@ -547,6 +565,39 @@ def test_restarting_the_spooler_message_is_the_plain_one(spooler: FakeSpooler) -
     )
 
 
+def test_a_spooler_that_does_not_stop_is_a_failed_restart_not_a_success(
+    spooler: FakeSpooler,
+) -> None:
+    # pywin32's RestartService only prints "Gave up waiting for the old service to stop!"
+    # and returns; the spooler, still running, looked restarted.
+    spooler.admin = True
+    spooler.stop_hangs = True
+    transport = windows(spooler)
+    # What check_path reports of a spooler that stopped answering for a while.
+    health = Health((Problem(Fault.SPOOLER_DOWN, "did not answer within 1 s"),))
+    with pytest.raises(RecoveryFailed) as failed:
+        run(act(transport, "windows-restart-spooler", health))
+    assert "did not respond to the start or control request in a timely fashion" in str(
+        failed.value
+    )
+    assert spooler.restarts == 0
+
+
+def test_the_spooler_is_restarted_with_the_services_that_depend_on_it(
+    spooler: FakeSpooler,
+) -> None:
+    spooler.admin = True
+    spooler.dependents = {"PrintNotify": True, "Fax": True, "PrintWorkflowUserSvc": False}
+    spooler.stop_service()
+    transport = windows(spooler)
+    health = run(transport.check_path(60.0))
+    done = run(act(transport, "windows-restart-spooler", health))
+    assert done == ("restarted the Windows print spooler and PrintNotify, Fax, which depend on it")
+    assert spooler.running and spooler.dependents == {
+        "PrintNotify": True, "Fax": True, "PrintWorkflowUserSvc": False,
+    }  # fmt: skip
+
+
 @pytest.mark.parametrize(("stick", "printed"), [("queued", False), ("printing", True)])
 def test_stuck_job_is_deleted_and_the_ticket_fails_with_what_may_have_printed(
     spooler: FakeSpooler, stick: str, printed: bool
@@ -591,7 +642,7 @@ def test_job_stuck_deleting_is_cleared_by_restarting_the_spooler(spooler: FakeSp
         assert health.problems[0].jobs == (job.job_id,)
         spooler.admin = True
         assert await act(transport, "windows-restart-spooler", health) == (
-            "restarted the Windows print spooler"
+            "restarted the Windows print spooler and PrintNotify, which depends on it"
         )
         assert (await transport.check_path(0.2)).ok
         printer.stick, printer.undeletable = None, False
@@ -617,7 +668,7 @@ def test_spooler_down_then_restarted_and_the_waiting_ticket_completes(
         await asyncio.sleep(0.2)
         assert not ticket.done()  # the job waits in its spool file
         assert await act(transport, "windows-restart-spooler", health) == (
-            "restarted the Windows print spooler"
+            "restarted the Windows print spooler and PrintNotify, which depends on it"
         )
         assert await asyncio.wait_for(ticket, 10) is None
 

@@ -430,6 +430,12 @@ class FakeSpooler:
         self.user = "spoonprint"
         self.machine = "\\\\POS-PC"
         self.restarts = 0
+        #: Services that depend on the Spooler: name -> running.
+        self.dependents: dict[str, bool] = {"PrintNotify": True}
+        #: Asked to stop, the Spooler stays in STOP_PENDING (see spooler_service).
+        self.stop_hangs = False
+        self.stopping = False
+        self.services = _services(self)
         #: Every call made, by its pywin32 name.
         self.calls: list[str] = []
         self._printers: dict[str, FakePrinter] = {}
@@ -530,7 +536,8 @@ class FakeSpooler:
                 self.answer()  # never leave a thread parked in a hang
 
     def modules(self) -> dict[str, types.ModuleType]:
-        from tests.fakes.pywin32_gdi import GdiPrint, Win32Gui  # it builds on this module
+        from tests.fakes import spooler_service as service
+        from tests.fakes.pywin32_gdi import GdiPrint, Win32Gui  # they build on this module
 
         pywintypes = _module("pywintypes", error=error, TimeType=TimeType, datetime=TimeType)
         win32print = _module("win32print", **WIN32PRINT_CONSTANTS)
@@ -540,16 +547,10 @@ class FakeSpooler:
         _bind(win32ui, _Win32UI(self))
         win32gui = _module("win32gui", error=error)
         _bind(win32gui, Win32Gui(self))
-        win32service = _module(
-            "win32service",
-            error=error,
-            SERVICE_STOPPED=SERVICE_STOPPED,
-            SERVICE_START_PENDING=SERVICE_START_PENDING,
-            SERVICE_STOP_PENDING=SERVICE_STOP_PENDING,
-            SERVICE_RUNNING=SERVICE_RUNNING,
-        )
+        win32service = _module("win32service", error=error, **service.CONSTANTS)
+        _bind(win32service, service.Win32Service(self))
         win32serviceutil = _module("win32serviceutil", error=error)
-        _bind(win32serviceutil, _Win32ServiceUtil(self))
+        _bind(win32serviceutil, service.Win32ServiceUtil(self))
         shell = _module("win32com.shell.shell")
         _bind(shell, _Shell(self))
         shell_package = _module("win32com.shell", shell=shell, __path__=[])
@@ -710,6 +711,8 @@ class FakeSpooler:
 
     def _print_head(self, printer: FakePrinter, now: float) -> None:
         for job in list(printer.jobs):
+            if job.status & C.JOB_STATUS_PRINTED:
+                continue  # kept after printing ("Keep printed documents")
             if job.deleting_since is not None:
                 if job.undeletable:
                     return  # a job that never finishes deleting holds the queue
@@ -723,8 +726,16 @@ class FakeSpooler:
                 return
             job.status = (job.status & ~C.JOB_STATUS_PRINTING) | C.JOB_STATUS_PRINTED
             job.pages_printed = len(job.pages)
-            printer.jobs.remove(job)
+            # "Keep printed documents" leaves the job listed, JOB_STATUS_PRINTED, for good.
+            if not printer.attributes & C.PRINTER_ATTRIBUTE_KEEPPRINTEDJOBS:
+                printer.jobs.remove(job)
             printer.printed.append(job)
+
+
+def _services(spooler: FakeSpooler) -> Any:
+    from tests.fakes.spooler_service import Services
+
+    return Services(spooler)
 
 
 @contextmanager
@@ -1121,48 +1132,6 @@ class _Win32UI:
     def CreateDC(self) -> FakeDC:
         """win32ui.CreateDC() -> PyCDC, not yet tied to a device."""
         return FakeDC(self._s)
-
-
-class _Win32ServiceUtil:
-    """win32serviceutil (win32/Lib/win32serviceutil.py), for the Spooler service only."""
-
-    def __init__(self, spooler: FakeSpooler) -> None:
-        self._s = spooler
-
-    def QueryServiceStatus(
-        self, serviceName: str, machine: str | None = None, /
-    ) -> tuple[int, ...]:
-        """win32serviceutil.QueryServiceStatus(serviceName, machine=None) -> SERVICE_STATUS
-        tuple (type, state, controls, exit code, service exit code, checkpoint, wait hint).
-        SC_MANAGER_CONNECT and SERVICE_QUERY_STATUS: any user may ask."""
-        s = self._s
-        with s.call("QueryServiceStatus", spooler=False):
-            self._service(serviceName, "OpenService")
-            state = SERVICE_RUNNING if s.running else SERVICE_STOPPED
-            controls = SERVICE_ACCEPT_STOP if s.running else 0
-            return (SERVICE_WIN32_OWN_PROCESS, state, controls, 0, 0, 0, 0)
-
-    def RestartService(
-        self,
-        serviceName: str,
-        args: Any = None,
-        waitSeconds: int = 30,
-        machine: str | None = None,
-        /,
-    ) -> None:
-        """win32serviceutil.RestartService(serviceName, args=None, waitSeconds=30,
-        machine=None): stop, then start; OpenSCManager(SC_MANAGER_ALL_ACCESS) needs
-        administrator rights."""
-        s = self._s
-        with s.call("RestartService", spooler=False):
-            if not s.admin:
-                raise s.winerror(ERROR_ACCESS_DENIED, "OpenSCManager")
-            self._service(serviceName, "OpenService")
-            s.restart()
-
-    def _service(self, name: str, funcname: str) -> None:
-        if name.casefold() != "spooler":
-            raise self._s.winerror(ERROR_SERVICE_DOES_NOT_EXIST, funcname)
 
 
 class _Shell:

@@ -220,6 +220,8 @@ class WindowsTransport:
                 if job is None:
                     await self._left_queue(job_id, started, size)
                     return
+                if job.printed:  # kept in the queue after printing ("Keep printed documents")
+                    return
                 started = started or job.started
                 if job.deleting:
                     raise PrinterDisconnected(
@@ -349,6 +351,8 @@ class WindowsTransport:
         seconds (jobs behind it wait for it, they are not stuck), and any spoonprint job
         in error. Progress is PagesPrinted or the job starting to print."""
         now = time.monotonic()
+        # Printed jobs a "Keep printed documents" queue still lists are done, not stuck.
+        jobs = tuple(job for job in jobs if not job.printed)
         progress: dict[int, tuple[tuple[int, bool], float]] = {}
         for job in jobs:
             mark = (job.pages_printed, job.started)
@@ -473,17 +477,14 @@ class WindowsTransport:
         if admin is False:
             raise needs_admin(what)
         wait = max(1, round(self.restart_wait))
-        await self._control(what, restart_spooler, wait, seconds=wait + self.timeouts.status)
-        deadline = time.monotonic() + self.restart_wait
-        while True:
-            state_now = await self._control("asking the Spooler service", spooler_state)
-            if state_now == "running":
-                return "restarted the Windows print spooler"
-            if time.monotonic() > deadline:
-                raise RecoveryFailed(
-                    f"the print spooler is {state_now} {self.restart_wait:g} s after a restart"
-                )
-            await asyncio.sleep(self.poll_interval)
+        # Each service stops and starts within `wait` (the dependents and the Spooler).
+        budget = wait * 4 + self.timeouts.status
+        dependents = await self._control(what, restart_spooler, wait, seconds=budget)
+        done = "restarted the Windows print spooler"
+        if not dependents:
+            return done
+        depend = "depends" if len(dependents) == 1 else "depend"
+        return f"{done} and {', '.join(dependents)}, which {depend} on it"
 
     async def _admin(self) -> bool | None:
         """Whether spoonprint has administrator rights; None when it cannot tell."""

@@ -122,6 +122,8 @@ class Job:
     started: bool
     deleting: bool
     failed: bool
+    #: JOB_STATUS_PRINTED: done. A queue set to "Keep printed documents" keeps listing it.
+    printed: bool = False
 
     @property
     def ours(self) -> bool:
@@ -151,6 +153,7 @@ def _job(win32print: Any, info: dict[str, Any]) -> Job:
         started=bool(status & started) or int(info["PagesPrinted"]) > 0,
         deleting=bool(status & deleting),
         failed=bool(status & win32print.JOB_STATUS_ERROR),
+        printed=bool(status & win32print.JOB_STATUS_PRINTED),
     )
 
 
@@ -293,9 +296,29 @@ def spooler_state() -> str:
     return _SERVICE_STATES.get(int(state), f"state {state}")
 
 
-def restart_spooler(wait_seconds: int) -> None:
-    """Stop and start the Spooler service (needs administrator rights)."""
-    win32("win32serviceutil").RestartService(SPOOLER_SERVICE, None, wait_seconds)
+def restart_spooler(wait_seconds: int) -> list[str]:
+    """Stop the Spooler service and the services that depend on it, then start them all
+    again, each within ``wait_seconds``; the dependents restarted. Needs administrator rights.
+
+    Not pywin32's RestartService: when the spooler does not stop in time that only prints
+    "Gave up waiting for the old service to stop!" and returns as if it had worked. Here a
+    step that fails or times out raises ``pywintypes.error`` (1053 for a timeout)."""
+    util, service = win32("win32serviceutil"), win32("win32service")
+    manager = service.OpenSCManager(None, None, service.SC_MANAGER_CONNECT)
+    try:
+        handle = service.OpenService(manager, SPOOLER_SERVICE, service.SERVICE_ENUMERATE_DEPENDENTS)
+        try:
+            active = service.EnumDependentServices(handle, service.SERVICE_ACTIVE)
+        finally:
+            service.CloseServiceHandle(handle)
+    finally:
+        service.CloseServiceHandle(manager)
+    dependents = [str(entry[0]) for entry in active]
+    util.StopServiceWithDeps(SPOOLER_SERVICE, None, wait_seconds)
+    for name in (SPOOLER_SERVICE, *dependents):
+        util.StartService(name)
+        util.WaitForServiceStatus(name, service.SERVICE_RUNNING, wait_seconds)
+    return dependents
 
 
 def is_admin() -> bool:
