@@ -519,6 +519,21 @@ def test_queue_strategy_fixes_its_fault_and_the_waiting_ticket_prints(
     assert [bytes(job.data) for job in printer.printed] == [b"ticket"]
 
 
+def test_use_printer_offline_is_cleared_on_a_printer_that_has_no_devmode(
+    spooler: FakeSpooler,
+) -> None:
+    # GetPrinter level 2 gives pDevMode None there, and pywin32's SetPrinter level 2 refuses it.
+    spooler.admin = True
+    printer = spooler.printer(PRINTER)
+    printer.has_devmode = False
+    printer.attributes |= C.PRINTER_ATTRIBUTE_WORK_OFFLINE
+    transport = windows(spooler)
+    health = run(health_with(transport, Fault.WORK_OFFLINE))
+    done = run(act(transport, "windows-online", health))
+    assert done == f"cleared 'Use Printer Offline' on {PRINTER!r}"
+    assert not printer.attributes & C.PRINTER_ATTRIBUTE_WORK_OFFLINE
+
+
 @pytest.mark.parametrize(
     ("stage", "strategy"),
     [

@@ -360,6 +360,8 @@ class FakePrinter:
     driver_attributes: int = 0
     manufacturer: str = "Star Micronics"
     print_processor: str = "winprint"
+    #: The driver gives the printer a DEVMODE (GetPrinter level 2's pDevMode is NULL if not).
+    has_devmode: bool = True
     #: GetPrinterDriverW answers level 8 (an old print server refuses it: error 124).
     answers_level_8: bool = True
     #: The datatypes the printer's queue takes (StartDocPrinter refuses others: 1804).
@@ -799,12 +801,20 @@ class _Win32Print:
             opened.closed = True
 
     def GetPrinter(self, hPrinter: Any, Level: int, /) -> dict[str, Any]:
-        """win32print.GetPrinter(hPrinter, Level) -> PRINTER_INFO_* dict (level 2 here)."""
-        if Level != 2:
-            raise NotImplementedError("the fake covers GetPrinter level 2")
+        """win32print.GetPrinter(hPrinter, Level) -> PRINTER_INFO_* dict (levels 2 and 5)."""
+        if Level not in (2, 5):
+            raise NotImplementedError("the fake covers GetPrinter levels 2 and 5")
         s = self._s
         with s.call("GetPrinter"):
             _, printer = s.handle(hPrinter, "GetPrinter")
+            if Level == 5:
+                return {
+                    "pPrinterName": printer.name,
+                    "pPortName": printer.port,
+                    "Attributes": printer.attributes,
+                    "DeviceNotSelectedTimeout": 15000,
+                    "TransmissionRetryTimeout": 45000,
+                }
             return {
                 "pServerName": None,
                 "pPrinterName": printer.name,
@@ -813,7 +823,8 @@ class _Win32Print:
                 "pDriverName": printer.driver,
                 "pComment": None,
                 "pLocation": None,
-                "pDevMode": PyDEVMODE(printer.name),
+                # NULL (None) when the driver gives the printer no DEVMODE.
+                "pDevMode": PyDEVMODE(printer.name) if printer.has_devmode else None,
                 "pSepFile": None,
                 "pPrintProcessor": "winprint",
                 "pDatatype": "RAW",
@@ -848,8 +859,12 @@ class _Win32Print:
                 info = _printer_info_2(pPrinter)
                 if Command != 0:
                     raise s.winerror(ERROR_INVALID_PARAMETER, "SetPrinter")
+            elif Level == 5:
+                info = _printer_info_5(pPrinter)
+                if Command != 0:
+                    raise s.winerror(ERROR_INVALID_PARAMETER, "SetPrinter")
             else:
-                raise NotImplementedError("the fake covers SetPrinter levels 0 and 2")
+                raise NotImplementedError("the fake covers SetPrinter levels 0, 2 and 5")
             if not opened.access & C.PRINTER_ACCESS_ADMINISTER:
                 raise s.winerror(ERROR_ACCESS_DENIED, "SetPrinter")
             if Level == 0:
@@ -858,7 +873,7 @@ class _Win32Print:
                 else:
                     printer.status &= ~C.PRINTER_STATUS_PAUSED
                 return
-            if info["pSecurityDescriptor"] is not None and not opened.access & WRITE_DAC:
+            if info.get("pSecurityDescriptor") is not None and not opened.access & WRITE_DAC:
                 raise s.winerror(ERROR_ACCESS_DENIED, "SetPrinter")
             # Only Attributes is applied: the one member the transport changes.
             printer.attributes = int(info["Attributes"])
@@ -1012,6 +1027,25 @@ def _printer_info_2(info: Any) -> dict[str, Any]:
         raise TypeError(f"'{extra[0]}' is an invalid keyword argument for PRINTER_INFO_2()")
     if not isinstance(info["pDevMode"], PyDEVMODE):
         raise TypeError("pDevMode must be a PyDEVMODE object")
+    return info
+
+
+PRINTER_INFO_5_KEYS = (
+    "pPrinterName", "pPortName", "Attributes", "DeviceNotSelectedTimeout",
+    "TransmissionRetryTimeout",
+)  # fmt: skip
+
+
+def _printer_info_5(info: Any) -> dict[str, Any]:
+    """PRINTER_INFO_5 as pywin32 parses it ("OOkkk:PRINTER_INFO_5", keywords)."""
+    if not isinstance(info, dict):
+        raise TypeError("PRINTER_INFO_5 must be a dictionary")
+    for position, key in enumerate(PRINTER_INFO_5_KEYS, start=1):
+        if key not in info:
+            raise TypeError(f"PRINTER_INFO_5() missing required argument '{key}' (pos {position})")
+    extra = sorted(set(info) - set(PRINTER_INFO_5_KEYS))
+    if extra:
+        raise TypeError(f"'{extra[0]}' is an invalid keyword argument for PRINTER_INFO_5()")
     return info
 
 

@@ -258,18 +258,19 @@ def delete_job(name: str, job_id: int) -> bool:
 
 
 def set_online(name: str) -> bool:
-    """Clear "Use Printer Offline" (SetPrinter level 2 with the attribute cleared); False
-    when it was not set. Needs PRINTER_ALL_ACCESS, i.e. administrator rights."""
+    """Clear "Use Printer Offline"; False when it was not set. Needs PRINTER_ALL_ACCESS,
+    i.e. administrator rights.
+
+    Through PRINTER_INFO_5 (name, port, attributes, two timeouts): level 2 would write back
+    the DEVMODE and the security descriptor too, and pywin32 refuses it outright when the
+    printer has no DEVMODE (GetPrinter gives pDevMode None)."""
     win32print = win32("win32print")
     with open_printer(name, win32print.PRINTER_ALL_ACCESS) as handle:
-        info = win32print.GetPrinter(handle, 2)
+        info = win32print.GetPrinter(handle, 5)
         if not info["Attributes"] & win32print.PRINTER_ATTRIBUTE_WORK_OFFLINE:
             return False
         info["Attributes"] &= ~win32print.PRINTER_ATTRIBUTE_WORK_OFFLINE
-        # Writing the security descriptor back would need WRITE_DAC and could undo a change
-        # someone made meanwhile: None leaves the printer's permissions alone.
-        info["pSecurityDescriptor"] = None
-        win32print.SetPrinter(handle, 2, info, 0)
+        win32print.SetPrinter(handle, 5, info, 0)
     return True
 
 
