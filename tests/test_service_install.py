@@ -412,6 +412,30 @@ def test_windows_service_runs_the_server_and_stops_it_gracefully(
     assert "job(s) stopped mid-ticket" not in text
 
 
+def test_windows_shutting_down_stops_the_service_gracefully_and_it_connects_early(
+    manager: FakeServiceManager, make_server: ServerFactory, printer: VirtualPrinterThread
+) -> None:
+    server = make_server(
+        [{"name": "kitchen", "uri": f"tcp://127.0.0.1:{printer.port}"}], start=False
+    )
+    windows.install(server.config)
+    service = manager.services["spoonprint"]
+    assert service.process is not None
+    log = service.folder / "process.log"  # type: ignore[operator]
+    _wait_up(server.url, service.process, log)
+    # The dispatcher connected before the server's imports (the SCM allows 30 s).
+    connected = [e["message"] for e in manager.events("spoonprint") if "dispatcher" in e["message"]]
+    assert connected == ["dispatcher connected; loaded then: none"]
+    assert manager.QueryServiceStatus("spoonprint")[2] & scm.SERVICE_ACCEPT_SHUTDOWN
+
+    manager.shut_down_windows()  # a service that does not take it is killed
+    assert service.process.wait(10) == 0, log.read_text()
+    final = scm._read_statuses(service.folder)[-1]
+    assert final[1] == scm.SERVICE_STOPPED and final[3] == 0
+    with data_folder_free(server.data_dir) as free:
+        assert free
+
+
 def test_windows_service_that_cannot_start_reports_a_failure(
     manager: FakeServiceManager, tmp_path: Path
 ) -> None:

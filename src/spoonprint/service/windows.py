@@ -9,9 +9,10 @@ venv's ``python.exe`` (a launcher that runs the real interpreter as a child, whi
 manager would not recognise) is replaced by the base interpreter plus the venv's site folders.
 
 At run time the server runs on the process's main thread exactly as ``spoonprint serve`` does;
-the service control dispatcher runs on a second thread. A stop request from the service manager
-is turned into SIGTERM for this process, which the server handles as Ctrl+C: it finishes the
-ticket it is printing, hands back unfinished jobs and closes.
+the service control dispatcher runs on a second thread, started first. A stop request from the
+service manager, or Windows shutting down (SvcShutdown), is turned into SIGTERM for this
+process, which the server handles as Ctrl+C: it finishes the ticket it is printing, hands back
+unfinished jobs and closes.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ RESTART_DELAY_MS = 5000
 RESET_PERIOD = 86400
 #: Longest wait for the server to stop (it finishes the ticket in hand first).
 STOP_WAIT = 60
+#: Longest the server's start waits for the dispatcher to begin connecting.
+CONNECT_WAIT = 10
 #: Runs in the service process before spoonprint can be imported: adds the venv's site
 #: folders (given before "--", with their .pth files) to the front of sys.path, so the venv's
 #: packages win over the base interpreter's as in the venv itself, then hands the rest of the
@@ -202,6 +205,8 @@ class _Host:
         self.stop_wanted = threading.Event()
         self.failure: str | None = None
         self.dispatch_error: BaseException | None = None
+        #: The dispatcher is connecting (or could not): the server may load now.
+        self.connecting = threading.Event()
 
     def note_signal(self, signum: int, frame: FrameType | None) -> None:
         """SIGTERM before the server has its own handler (or after it gave it back): the
@@ -227,10 +232,13 @@ class _Host:
         try:
             servicemanager.Initialize(self.name, os.path.abspath(servicemanager.__file__))
             servicemanager.PrepareToHostSingle(service_class)
+            self.connecting.set()
             servicemanager.StartServiceCtrlDispatcher()
         except Exception as exc:  # pywintypes.error 1063: not started by the service manager
             self.dispatch_error = exc
             self.ask_stop()
+        finally:
+            self.connecting.set()
 
 
 def service_class(host: _Host) -> type:
@@ -250,6 +258,12 @@ def service_class(host: _Host) -> type:
             self.ReportServiceStatus(win32service.SERVICE_STOP_PENDING, waitHint=STOP_WAIT * 1000)
             host.ask_stop()
 
+        def SvcShutdown(self) -> None:
+            """Windows is shutting down: the same graceful stop (having this method makes
+            the framework accept SERVICE_CONTROL_SHUTDOWN; without it the process is
+            killed, cutting the ticket being printed)."""
+            self.SvcStop()
+
         def SvcDoRun(self) -> None:
             servicemanager.LogInfoMsg(f"{host.name}: spoonprint is running")
             while not host.server_done.wait(1.0):
@@ -264,11 +278,11 @@ def service_class(host: _Host) -> type:
 
 
 def run_service(config: Path, name: str = DEFAULT_NAME) -> int:
-    """The service process: the server on this (main) thread, the dispatcher on another."""
-    from spoonprint.config import load_settings
-    from spoonprint.errors import SpoonprintError
-    from spoonprint.server import serve
+    """The service process: the server on this (main) thread, the dispatcher on another.
 
+    The dispatcher is started before the server's modules are imported: the service manager
+    gives a service 30 s to connect, and importing the web stack on a slow PC's first boot
+    can take much of that."""
     for stream in ("stdout", "stderr"):  # a service has no console
         if getattr(sys, stream) is None:
             setattr(sys, stream, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
@@ -280,6 +294,11 @@ def run_service(config: Path, name: str = DEFAULT_NAME) -> int:
     ]
     for thread in threads:
         thread.start()
+    host.connecting.wait(CONNECT_WAIT)
+    from spoonprint.config import load_settings
+    from spoonprint.errors import SpoonprintError
+    from spoonprint.server import serve
+
     try:
         serve(load_settings(config, required=True))
     except SpoonprintError as exc:
