@@ -412,6 +412,22 @@ def test_windows_service_runs_the_server_and_stops_it_gracefully(
     assert "job(s) stopped mid-ticket" not in text
 
 
+def test_windows_install_refuses_microsoft_store_python_and_says_what_to_do(
+    manager: FakeServiceManager, shop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = (
+        r"C:\Program Files\WindowsApps\PythonSoftwareFoundation.Python.3.12_3.12.2032.0_x64"
+        r"__qbz5n2kfra8p0\python3.12.exe"
+    )
+    monkeypatch.setattr(sys, "executable", store)
+    monkeypatch.setattr(sys, "_base_executable", store, raising=False)
+    with pytest.raises(ServiceError) as refused:
+        windows.install(shop / "spoonprint.toml")
+    assert "comes from the Microsoft Store" in str(refused.value)
+    assert "python.org" in str(refused.value)
+    assert manager.services == {}
+
+
 def test_windows_shutting_down_stops_the_service_gracefully_and_it_connects_early(
     manager: FakeServiceManager, make_server: ServerFactory, printer: VirtualPrinterThread
 ) -> None:

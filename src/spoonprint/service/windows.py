@@ -111,10 +111,26 @@ def _explain(exc: Any) -> str:
     return f"{getattr(exc, 'funcname', '')}: {getattr(exc, 'strerror', exc)}"
 
 
+#: Where the Microsoft Store's Python lives (an app package, or its per-user alias).
+_STORE_MARKS = ("\\windowsapps\\", "pythonsoftwarefoundation.python.")
+STORE_PYTHON = (
+    "this Python comes from the Microsoft Store: Windows runs it only for the user who "
+    "installed it, never as a service. Install Python from python.org (tick 'Add python.exe "
+    "to PATH'), install spoonprint with it, and run 'spoonprint service install' again"
+)
+
+
+def store_python(program: str) -> bool:
+    """Whether ``program`` is the Microsoft Store's Python (a packaged app)."""
+    return any(mark in program.replace("/", "\\").casefold() for mark in _STORE_MARKS)
+
+
 def install(config: Path, name: str = DEFAULT_NAME, *, start: bool = True) -> list[str]:
     """Register (or update) the service, make it restart on failure, and start it."""
-    pywintypes, win32service, win32serviceutil = _modules()
     program, args = service_command(config, name)
+    if store_python(program) or store_python(sys.executable):
+        raise ServiceError(STORE_PYTHON)
+    pywintypes, win32service, win32serviceutil = _modules()
     done = []
     options: dict[str, Any] = {
         "startType": win32service.SERVICE_AUTO_START,
