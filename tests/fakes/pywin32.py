@@ -374,6 +374,8 @@ class FakePrinter:
     dpi: int = 203
     #: The longest page the driver draws, in dots, whatever a DEVMODE asks.
     longest_page: int = 26200
+    #: The Printing Defaults' paper as its DEVMODE says: (width, length) in tenths of a mm.
+    defaults_paper: tuple[int, int] = (720, 32760)
     #: Printing Preferences per account: (width, height) dots, used over the defaults.
     preferences: dict[str, tuple[int, int]] = field(default_factory=dict)
 
@@ -438,6 +440,9 @@ class FakeSpooler:
         self.stop_hangs = False
         self.stopping = False
         self.services = _services(self)
+        #: The spoonprint Windows service and its account (None: not installed).
+        self.service_name = "spoonprint"
+        self.service_account: str | None = None
         #: Every call made, by its pywin32 name.
         self.calls: list[str] = []
         self._printers: dict[str, FakePrinter] = {}
@@ -824,7 +829,9 @@ class _Win32Print:
                 "pComment": None,
                 "pLocation": None,
                 # NULL (None) when the driver gives the printer no DEVMODE.
-                "pDevMode": PyDEVMODE(printer.name) if printer.has_devmode else None,
+                "pDevMode": PyDEVMODE(printer.name, *printer.defaults_paper)
+                if printer.has_devmode
+                else None,
                 "pSepFile": None,
                 "pPrintProcessor": "winprint",
                 "pDatatype": "RAW",

@@ -43,7 +43,10 @@ SERVICE_WIN32_OWN_PROCESS = 0x10
 SERVICE_ACCEPT_STOP = 0x1
 SC_MANAGER_CONNECT = 0x1
 SC_MANAGER_ALL_ACCESS = 0xF003F
+SERVICE_QUERY_CONFIG = 0x1
 SERVICE_QUERY_STATUS = 0x4
+SERVICE_START = 0x10
+SERVICE_STOP = 0x20
 SERVICE_ENUMERATE_DEPENDENTS = 0x8
 SERVICE_ALL_ACCESS = 0xF01FF
 CONSTANTS = {
@@ -204,7 +207,14 @@ class Win32Service:
         return self._m._next
 
     def OpenService(self, scHandle: int, name: str, desiredAccess: int, /) -> int:
-        self._m.state(name)  # ERROR_SERVICE_DOES_NOT_EXIST for an unknown one
+        """Any user may query; starting and stopping (or all access) need administrators."""
+        if name.casefold() == self._s.service_name.casefold():
+            if self._s.service_account is None:
+                raise self._m.error(ERROR_SERVICE_DOES_NOT_EXIST, "OpenService")
+        else:
+            self._m.state(name)  # ERROR_SERVICE_DOES_NOT_EXIST for an unknown one
+        if desiredAccess & (SERVICE_START | SERVICE_STOP) and not self._s.admin:
+            raise self._m.error(ERROR_ACCESS_DENIED, "OpenService")
         self._m._next += 4
         self._m._handles[self._m._next] = name
         return self._m._next
@@ -217,6 +227,14 @@ class Win32Service:
         return tuple(
             (dep, dep, self._m.status(dep)) for dep, up in self._s.dependents.items() if wanted(up)
         )
+
+    def QueryServiceConfig(self, hService: int, /) -> tuple[Any, ...]:
+        """-> (ServiceType, StartType, ErrorControl, BinaryPathName, LoadOrderGroup, TagId,
+        Dependencies, ServiceStartName, DisplayName)."""
+        name = self._m._handles[hService]
+        assert name is not None
+        account = self._s.service_account if name == self._s.service_name else "LocalSystem"
+        return (SERVICE_WIN32_OWN_PROCESS, 2, 1, f'"python.exe" {name}', "", 0, [], account, name)
 
     def CloseServiceHandle(self, handle: int, /) -> None:
         self._m._handles.pop(handle, None)

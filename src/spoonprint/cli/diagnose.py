@@ -84,13 +84,23 @@ def diagnose(
         Protocol, typer.Option(help="With --uri: what the printer speaks.")
     ] = Protocol.ESCPOS,
     print_page: Annotated[
-        bool, typer.Option("--print/--no-print", help="Print the test page.")
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--print/--no-print", help="Print the test page (with --windows: off unless given)."
+        ),
+    ] = None,
     timeout: Annotated[
         float | None,
         typer.Option(help="Seconds for each connect, write and status step (default: config)."),
     ] = None,
     page_timeout: Annotated[float, typer.Option(help="Seconds the test page may take.")] = 30.0,
+    windows: Annotated[
+        bool,
+        typer.Option(
+            "--windows",
+            help="Self-test every Windows path for a windows: printer; report for support.",
+        ),
+    ] = False,
     config: ConfigOption = DEFAULT_CONFIG,
     json_output: JsonOption = False,
 ) -> None:
@@ -98,6 +108,14 @@ def diagnose(
 
     The test page has English, Traditional Chinese, HKSCS characters, a QR code and a cut.
     """
+    if windows:
+        from spoonprint.cli.diagnose_windows import self_test
+
+        settings = settings_from(config)
+        chosen = _printer(settings.printers, printer, uri, protocol, config.name)
+        raise typer.Exit(
+            self_test(settings, chosen, print_jobs=print_page is True, timeout=timeout)
+        )
     from spoonprint.diagnostics import Diagnose
     from spoonprint.render.fonts import find_typeface
     from spoonprint.transports.base import Timeouts
@@ -124,7 +142,7 @@ def diagnose(
             timeouts=timeouts,
             stuck_after=settings.recovery.stuck_after,
             page_timeout=page_timeout,
-            print_page=print_page,
+            print_page=print_page is not False,
             on_step=(lambda step: None) if quiet else (lambda step: progress.update(step)),
             on_check=(lambda check: None) if quiet else show_check,
         )
