@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -125,8 +126,64 @@ def store_python(program: str) -> bool:
     return any(mark in program.replace("/", "\\").casefold() for mark in _STORE_MARKS)
 
 
-def install(config: Path, name: str = DEFAULT_NAME, *, start: bool = True) -> list[str]:
-    """Register (or update) the service, make it restart on failure, and start it."""
+def logon_task_command(config: Path, name: str = DEFAULT_NAME) -> str:
+    """The schtasks command that starts spoonprint when the user logs on: the other set-up
+    Microsoft supports for printing through a driver (it runs in the user's session)."""
+    run = subprocess.list2cmdline(
+        [sys.executable, "-m", "spoonprint", "start", "--config", str(config.absolute())]
+    )
+    return subprocess.list2cmdline(
+        ["schtasks", "/Create", "/TN", name, "/SC", "ONLOGON", "/RL", "HIGHEST", "/TR", run]
+    )
+
+
+def session_advice(config: Path, name: str, account: str | None) -> list[str]:
+    """What to know about the account the service runs under (KB2890836)."""
+    if account is not None:
+        return [f"It runs as {account}: that account must be allowed to print to the printer."]
+    return [
+        "It runs as LocalSystem, in session 0, where Microsoft does not support printing "
+        "through a printer driver (KB2890836). For a windows: printer in gdi mode, use one of:",
+        "  spoonprint service install --user .\\USER   (the PC's user account; asks for its "
+        "password)",
+        f"  {logon_task_command(config, name)}   (instead of the service: starts at logon)",
+    ]
+
+
+def printing_defaults_advice(printers: Sequence[str]) -> list[str]:
+    """For each Windows printer whose Printing Defaults are not receipt paper: what to change.
+    A service gets the Printing Defaults, not anyone's Printing Preferences."""
+    from spoonprint.transports.windows_checks import printing_defaults
+
+    advice = []
+    for printer in printers:
+        try:
+            paper = printing_defaults(printer)
+        except Exception as exc:  # the printer may be off or renamed; install goes on
+            advice.append(f"Could not read the Printing Defaults of {printer!r}: {exc}")
+            continue
+        if paper is not None and not paper.receipt:
+            advice.append(
+                f"{printer!r}: its Printing Defaults are {paper.words()} paper. Open "
+                f"Printers & scanners > {printer} > Printer properties > Advanced > Printing "
+                "Defaults and choose the receipt paper (Star: '72mm x Receipt')."
+            )
+    return advice
+
+
+def install(
+    config: Path,
+    name: str = DEFAULT_NAME,
+    *,
+    start: bool = True,
+    account: str | None = None,
+    password: str | None = None,
+    printers: Sequence[str] = (),
+) -> list[str]:
+    """Register (or update) the service, make it restart on failure, and start it. With
+    ``account`` (".\\USER" or "DOMAIN\\USER") and its password it runs under that account
+    instead of LocalSystem. ``printers`` (Windows queue names) have their Printing Defaults
+    checked."""
     program, args = service_command(config, name)
     if store_python(program) or store_python(sys.executable):
         raise ServiceError(STORE_PYTHON)
@@ -137,6 +194,8 @@ def install(config: Path, name: str = DEFAULT_NAME, *, start: bool = True) -> li
         "exeName": program,
         "exeArgs": args,
         "description": DESCRIPTION,
+        "userName": account,
+        "password": password,
     }
     try:
         try:
@@ -154,7 +213,7 @@ def install(config: Path, name: str = DEFAULT_NAME, *, start: bool = True) -> li
             done.append(f"Started it. Stop it with: sc stop {name}")
     except pywintypes.error as exc:
         raise ServiceError(_explain(exc)) from None
-    return done
+    return done + session_advice(config, name, account) + printing_defaults_advice(printers)
 
 
 def _restart_on_failure(name: str) -> None:
