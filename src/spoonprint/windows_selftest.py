@@ -45,9 +45,9 @@ PRINTING_DEFAULTS_FIX = (
 )
 SESSION_0 = (
     "it runs as LocalSystem, in session 0, where Microsoft does not support printing through a "
-    "driver (KB2890836): run it under the PC's user account (services.msc > spoonprint > "
-    "Log On > This account), or start 'spoonprint start' from a scheduled task at logon "
-    "instead (docs/windows.md)"
+    "driver (KB2890836): run it under the PC's user account ('spoonprint service install "
+    "--user .\\USER', or services.msc > spoonprint > Log On > This account), or start "
+    "'spoonprint start' from a scheduled task at logon instead (docs/windows.md)"
 )
 STAR_ADVICE = (
     "a Star TSP100 with the futurePRNT driver: use mode=gdi (its RAW path goes through Star's "
