@@ -29,7 +29,7 @@ from spoonprint.transports.base import StatusQuery, Timeouts
 from spoonprint.transports.factory import open_transport
 from spoonprint.transports.uri import parse_uri
 from spoonprint.transports.windows import WindowsTransport, from_uri
-from spoonprint.transports.windows_host import InThreads
+from spoonprint.transports.windows_host import InHelpers, InThreads
 from tests.fakes.pywin32 import (
     EMF_DATATYPE,
     JOB_INFO_1_KEYS,
@@ -799,3 +799,23 @@ def test_job_removed_by_a_person_from_a_held_queue_did_not_print(
         assert failed.value.bytes_written == 0
 
     run(scenario())
+
+
+def test_helper_processes_import_from_this_process_s_path_as_it_is_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The Windows service adds its venv's site folders to sys.path at run time: a helper
+    # started with `python -m` must find spoonprint (and pywin32) there too.
+    (tmp_path / "probe_site").mkdir()
+    (tmp_path / "probe_site" / "pathprobe.py").write_text(
+        "def where() -> str:\n    return __file__\n", encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "probe_site"))
+    import pathprobe
+
+    helpers = InHelpers()
+    try:
+        where = run(helpers.run(30.0, pathprobe.where))
+    finally:
+        helpers.close()
+    assert where == str(tmp_path / "probe_site" / "pathprobe.py")
