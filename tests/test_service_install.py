@@ -26,6 +26,8 @@ from spoonprint.service import DESCRIPTION, DISPLAY_NAME, ServiceError, systemd,
 
 from .conftest import Server, ServerFactory, run_spoonprint
 from .fakes import win32service_install as scm
+from .fakes.importer import importable
+from .fakes.pywin32 import FakeSpooler
 from .fakes.win32service_install import FakeServiceManager, split_command_line
 
 pytestmark = pytest.mark.e2e
@@ -299,7 +301,7 @@ def test_windows_install_registers_an_auto_start_service_that_restarts(
 ) -> None:
     config = shop / "spoonprint.toml"
     done = windows.install(config, start=False)
-    assert done == ["Installed the Windows service 'spoonprint' (starts with Windows)."]
+    assert done[0] == "Installed the Windows service 'spoonprint' (starts with Windows)."
     service = manager.services["spoonprint"]
     assert service.start_type == scm.SERVICE_AUTO_START
     assert (service.display_name, service.description) == (DISPLAY_NAME, DESCRIPTION)
@@ -320,7 +322,7 @@ def test_windows_install_registers_an_auto_start_service_that_restarts(
     assert words[separator + 1 :] == ["--config", str(config), "--name", "spoonprint"]
 
     again = windows.install(config, start=False)
-    assert again == ["Updated the Windows service 'spoonprint'."]
+    assert again[0] == "Updated the Windows service 'spoonprint'."
     assert "ChangeServiceConfig" in manager.calls and len(manager.services) == 1
 
 
@@ -380,7 +382,7 @@ def test_windows_service_runs_the_server_and_stops_it_gracefully(
     )
     key = _service_key(server)
     done = windows.install(server.config)  # starts it: the fake SCM runs the command line
-    assert done[-1] == "Started it. Stop it with: sc stop spoonprint"
+    assert "Started it. Stop it with: sc stop spoonprint" in done
     service = manager.services["spoonprint"]
     assert service.process is not None
     log = service.folder / "process.log"  # type: ignore[operator]
@@ -412,6 +414,83 @@ def test_windows_service_runs_the_server_and_stops_it_gracefully(
         assert free, "the server let go of its data folder"
     text = (server.data_dir / "logs" / "spoonprint.log").read_text()
     assert "job(s) stopped mid-ticket" not in text
+
+
+def test_windows_install_offers_the_supported_set_ups_for_printing_through_a_driver(
+    manager: FakeServiceManager, shop: Path
+) -> None:
+    config = shop / "spoonprint.toml"
+    done = windows.install(config, start=False)
+    advice = "\n".join(done[1:])
+    assert "runs as LocalSystem, in session 0" in advice and "KB2890836" in advice
+    assert "spoonprint service install --user .\\USER" in advice
+    task = split_command_line(windows.logon_task_command(config))
+    assert task[:8] == ["schtasks", "/Create", "/TN", "spoonprint", "/SC", "ONLOGON", "/RL",
+                        "HIGHEST"]  # fmt: skip
+    assert split_command_line(task[9])[1:] == [
+        "-m", "spoonprint", "start", "--config", str(config.absolute()),
+    ]  # fmt: skip
+    assert windows.logon_task_command(config) in advice
+
+    done = windows.install(config, start=False, account=".\\kitchen", password="secret")
+    assert manager.services["spoonprint"].user == ".\\kitchen"
+    assert (
+        done[-1] == "It runs as .\\kitchen: that account must be allowed to print to the printer."
+    )
+
+
+def test_windows_install_says_what_to_change_in_a_printers_printing_defaults(
+    manager: FakeServiceManager, shop: Path
+) -> None:
+    spooler = FakeSpooler()
+    spooler.add_printer("Kitchen", defaults_paper=(2100, 2970))  # A4
+    spooler.add_printer("Bar")  # receipt paper
+    # The spooler's win32print beside the service manager's win32service.
+    with importable({"win32print": spooler.modules()["win32print"]}):
+        done = windows.install(shop / "spoonprint.toml", start=False, printers=["Kitchen", "Bar"])
+    (advice,) = [line for line in done if "Printing Defaults" in line]
+    assert advice.startswith("'Kitchen': its Printing Defaults are 210 mm x 297 mm paper.")
+    assert "Advanced > Printing Defaults and choose the receipt paper" in advice
+
+
+def test_windows_install_refuses_microsoft_store_python_and_says_what_to_do(
+    manager: FakeServiceManager, shop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = (
+        r"C:\Program Files\WindowsApps\PythonSoftwareFoundation.Python.3.12_3.12.2032.0_x64"
+        r"__qbz5n2kfra8p0\python3.12.exe"
+    )
+    monkeypatch.setattr(sys, "executable", store)
+    monkeypatch.setattr(sys, "_base_executable", store, raising=False)
+    with pytest.raises(ServiceError) as refused:
+        windows.install(shop / "spoonprint.toml")
+    assert "comes from the Microsoft Store" in str(refused.value)
+    assert "python.org" in str(refused.value)
+    assert manager.services == {}
+
+
+def test_windows_shutting_down_stops_the_service_gracefully_and_it_connects_early(
+    manager: FakeServiceManager, make_server: ServerFactory, printer: VirtualPrinterThread
+) -> None:
+    server = make_server(
+        [{"name": "kitchen", "uri": f"tcp://127.0.0.1:{printer.port}"}], start=False
+    )
+    windows.install(server.config)
+    service = manager.services["spoonprint"]
+    assert service.process is not None
+    log = service.folder / "process.log"  # type: ignore[operator]
+    _wait_up(server.url, service.process, log)
+    # The dispatcher connected before the server's imports (the SCM allows 30 s).
+    connected = [e["message"] for e in manager.events("spoonprint") if "dispatcher" in e["message"]]
+    assert connected == ["dispatcher connected; loaded then: none"]
+    assert manager.QueryServiceStatus("spoonprint")[2] & scm.SERVICE_ACCEPT_SHUTDOWN
+
+    manager.shut_down_windows()  # a service that does not take it is killed
+    assert service.process.wait(10) == 0, log.read_text()
+    final = scm._read_statuses(service.folder)[-1]
+    assert final[1] == scm.SERVICE_STOPPED and final[3] == 0
+    with data_folder_free(server.data_dir) as free:
+        assert free
 
 
 def test_windows_service_that_cannot_start_reports_a_failure(

@@ -23,16 +23,17 @@ from spoonprint.errors import (
     PrinterOffline,
     PrinterTimeout,
 )
-from spoonprint.recovery.health import Fault, Health
+from spoonprint.recovery.health import Fault, Health, Problem
 from spoonprint.recovery.strategy import NeedsAdmin, RecoveryFailed
 from spoonprint.transports.base import StatusQuery, Timeouts
 from spoonprint.transports.factory import open_transport
 from spoonprint.transports.uri import parse_uri
 from spoonprint.transports.windows import WindowsTransport, from_uri
-from spoonprint.transports.windows_host import InThreads
+from spoonprint.transports.windows_host import InHelpers, InThreads
 from tests.fakes.pywin32 import (
     EMF_DATATYPE,
     JOB_INFO_1_KEYS,
+    PRINTER_DRIVER_XPS,
     PRINTER_INFO_2_KEYS,
     C,
     FakeJob,
@@ -237,6 +238,62 @@ def test_a_job_that_left_the_queue_printed_although_nobody_imported_pywintypes(
 
 
 # -- printing -------------------------------------------------------------------------------
+
+
+def test_a_queue_that_keeps_printed_documents_counts_them_as_printed(
+    spooler: FakeSpooler,
+) -> None:
+    printer = spooler.printer(PRINTER)
+    printer.attributes |= C.PRINTER_ATTRIBUTE_KEEPPRINTEDJOBS
+    transport = windows(spooler, "raw")
+
+    async def scenario() -> Health:
+        async with asyncio.timeout(5):  # a job that never leaves the queue: no endless wait
+            await transport.send(b"ticket")
+        return await transport.check_path(0.0)
+
+    health = run(scenario())
+    (job,) = spooler.jobs(PRINTER)  # still listed, printed
+    assert job.status & C.JOB_STATUS_PRINTED and printer.printed == [job]
+    assert health.problems == ()  # a kept printed job is not a stuck one
+
+
+@pytest.mark.parametrize(
+    ("version", "attributes", "kind"), [(4, 0, "v4"), (3, PRINTER_DRIVER_XPS, "XPSDrv")]
+)
+def test_raw_mode_refuses_a_v4_or_xps_driver_that_would_drop_the_bytes(
+    spooler: FakeSpooler, version: int, attributes: int, kind: str
+) -> None:
+    # KB2779300: the RAW job spools 0 bytes and still leaves the queue as printed.
+    printer = spooler.printer(PRINTER)
+    printer.driver_version, printer.driver_attributes = version, attributes
+    transport = windows(spooler, "raw")
+    with pytest.raises(PrinterNotReady) as refused:
+        run(transport.send(b"ticket"))
+    assert f"is a {kind} driver" in str(refused.value) and "mode=gdi" in str(refused.value)
+    assert refused.value.bytes_written == 0 and printer.printed == []
+    (problem,) = run(transport.check_path(60.0)).problems
+    assert problem.fault is Fault.WRONG_MODE and "KB2779300" in problem.detail
+
+
+def test_raw_mode_refuses_a_queue_whose_print_processor_takes_no_raw(
+    spooler: FakeSpooler,
+) -> None:
+    printer = spooler.printer(PRINTER)
+    printer.datatypes = ("NT EMF 1.008",)
+    with pytest.raises(PrinterNotReady, match="does not take RAW jobs .*: use mode=gdi"):
+        run(windows(spooler, "raw").send(b"ticket"))
+    assert printer.printed == []
+
+
+def test_a_raw_job_the_queue_refuses_as_a_datatype_says_to_use_gdi(spooler: FakeSpooler) -> None:
+    # A print server that does not describe its driver (no GetPrinterDriver level 8): the
+    # ticket is tried, and the queue refuses the datatype (ERROR_INVALID_DATATYPE).
+    printer = spooler.printer(PRINTER)
+    printer.datatypes, printer.answers_level_8 = ("NT EMF 1.008",), False
+    transport = windows(spooler, "raw")
+    with pytest.raises(PrinterOffline, match=r"does not take RAW jobs .*error 1804.*mode=gdi"):
+        run(transport.send(b"ticket"))
 
 
 def test_raw_mode_spools_the_bytes_untouched_as_a_raw_job(spooler: FakeSpooler) -> None:
@@ -465,6 +522,21 @@ def test_queue_strategy_fixes_its_fault_and_the_waiting_ticket_prints(
     assert [bytes(job.data) for job in printer.printed] == [b"ticket"]
 
 
+def test_use_printer_offline_is_cleared_on_a_printer_that_has_no_devmode(
+    spooler: FakeSpooler,
+) -> None:
+    # GetPrinter level 2 gives pDevMode None there, and pywin32's SetPrinter level 2 refuses it.
+    spooler.admin = True
+    printer = spooler.printer(PRINTER)
+    printer.has_devmode = False
+    printer.attributes |= C.PRINTER_ATTRIBUTE_WORK_OFFLINE
+    transport = windows(spooler)
+    health = run(health_with(transport, Fault.WORK_OFFLINE))
+    done = run(act(transport, "windows-online", health))
+    assert done == f"cleared 'Use Printer Offline' on {PRINTER!r}"
+    assert not printer.attributes & C.PRINTER_ATTRIBUTE_WORK_OFFLINE
+
+
 @pytest.mark.parametrize(
     ("stage", "strategy"),
     [
@@ -511,6 +583,39 @@ def test_restarting_the_spooler_message_is_the_plain_one(spooler: FakeSpooler) -
     )
 
 
+def test_a_spooler_that_does_not_stop_is_a_failed_restart_not_a_success(
+    spooler: FakeSpooler,
+) -> None:
+    # pywin32's RestartService only prints "Gave up waiting for the old service to stop!"
+    # and returns; the spooler, still running, looked restarted.
+    spooler.admin = True
+    spooler.stop_hangs = True
+    transport = windows(spooler)
+    # What check_path reports of a spooler that stopped answering for a while.
+    health = Health((Problem(Fault.SPOOLER_DOWN, "did not answer within 1 s"),))
+    with pytest.raises(RecoveryFailed) as failed:
+        run(act(transport, "windows-restart-spooler", health))
+    assert "did not respond to the start or control request in a timely fashion" in str(
+        failed.value
+    )
+    assert spooler.restarts == 0
+
+
+def test_the_spooler_is_restarted_with_the_services_that_depend_on_it(
+    spooler: FakeSpooler,
+) -> None:
+    spooler.admin = True
+    spooler.dependents = {"PrintNotify": True, "Fax": True, "PrintWorkflowUserSvc": False}
+    spooler.stop_service()
+    transport = windows(spooler)
+    health = run(transport.check_path(60.0))
+    done = run(act(transport, "windows-restart-spooler", health))
+    assert done == ("restarted the Windows print spooler and PrintNotify, Fax, which depend on it")
+    assert spooler.running and spooler.dependents == {
+        "PrintNotify": True, "Fax": True, "PrintWorkflowUserSvc": False,
+    }  # fmt: skip
+
+
 @pytest.mark.parametrize(("stick", "printed"), [("queued", False), ("printing", True)])
 def test_stuck_job_is_deleted_and_the_ticket_fails_with_what_may_have_printed(
     spooler: FakeSpooler, stick: str, printed: bool
@@ -555,7 +660,7 @@ def test_job_stuck_deleting_is_cleared_by_restarting_the_spooler(spooler: FakeSp
         assert health.problems[0].jobs == (job.job_id,)
         spooler.admin = True
         assert await act(transport, "windows-restart-spooler", health) == (
-            "restarted the Windows print spooler"
+            "restarted the Windows print spooler and PrintNotify, which depends on it"
         )
         assert (await transport.check_path(0.2)).ok
         printer.stick, printer.undeletable = None, False
@@ -581,7 +686,7 @@ def test_spooler_down_then_restarted_and_the_waiting_ticket_completes(
         await asyncio.sleep(0.2)
         assert not ticket.done()  # the job waits in its spool file
         assert await act(transport, "windows-restart-spooler", health) == (
-            "restarted the Windows print spooler"
+            "restarted the Windows print spooler and PrintNotify, which depends on it"
         )
         assert await asyncio.wait_for(ticket, 10) is None
 
@@ -697,3 +802,23 @@ def test_job_removed_by_a_person_from_a_held_queue_did_not_print(
         assert failed.value.bytes_written == 0
 
     run(scenario())
+
+
+def test_helper_processes_import_from_this_process_s_path_as_it_is_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The Windows service adds its venv's site folders to sys.path at run time: a helper
+    # started with `python -m` must find spoonprint (and pywin32) there too.
+    (tmp_path / "probe_site").mkdir()
+    (tmp_path / "probe_site" / "pathprobe.py").write_text(
+        "def where() -> str:\n    return __file__\n", encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "probe_site"))
+    import pathprobe
+
+    helpers = InHelpers()
+    try:
+        where = run(helpers.run(30.0, pathprobe.where))
+    finally:
+        helpers.close()
+    assert where == str(tmp_path / "probe_site" / "pathprobe.py")

@@ -60,6 +60,15 @@ ERROR_INVALID_PARAMETER = 87
 ERROR_SERVICE_DOES_NOT_EXIST = 1060
 RPC_S_SERVER_UNAVAILABLE = 1722
 ERROR_INVALID_PRINTER_NAME = 1801
+ERROR_UNKNOWN_PRINTPROCESSOR = 1798
+ERROR_INVALID_DATATYPE = 1804
+#: What Windows' own print processor (winprint) takes, as EnumPrintProcessorDatatypes lists it.
+WINPRINT_DATATYPES = (
+    "RAW", "RAW [FF appended]", "RAW [FF auto]", "NT EMF 1.003", "NT EMF 1.006",
+    "NT EMF 1.007", "NT EMF 1.008", "TEXT", "XPS2GDI",
+)  # fmt: skip
+#: DRIVER_INFO_8 dwPrinterDriverAttributes PRINTER_DRIVER_XPS (winspool.h).
+PRINTER_DRIVER_XPS = 0x2
 MESSAGES = {
     ERROR_ACCESS_DENIED: "Access is denied.",
     ERROR_INVALID_HANDLE: "The handle is invalid.",
@@ -68,6 +77,8 @@ MESSAGES = {
     ERROR_SERVICE_DOES_NOT_EXIST: "The specified service does not exist as an installed service.",
     RPC_S_SERVER_UNAVAILABLE: "The RPC server is unavailable.",
     ERROR_INVALID_PRINTER_NAME: "The printer name is invalid.",
+    ERROR_UNKNOWN_PRINTPROCESSOR: "The print processor is unknown.",
+    ERROR_INVALID_DATATYPE: "The specified datatype is invalid.",
 }
 
 # Standard access rights (winnt.h).
@@ -344,6 +355,17 @@ class FakePrinter:
     status: int = 0
     attributes: int = C.PRINTER_ATTRIBUTE_LOCAL | C.PRINTER_ATTRIBUTE_ENABLE_BIDI
     driver: str = "Star TSP100 Cutter (TSP143)"
+    #: DRIVER_INFO_8: cVersion (3: v3, 4: v4) and dwPrinterDriverAttributes.
+    driver_version: int = 3
+    driver_attributes: int = 0
+    manufacturer: str = "Star Micronics"
+    print_processor: str = "winprint"
+    #: The driver gives the printer a DEVMODE (GetPrinter level 2's pDevMode is NULL if not).
+    has_devmode: bool = True
+    #: GetPrinterDriverW answers level 8 (an old print server refuses it: error 124).
+    answers_level_8: bool = True
+    #: The datatypes the printer's queue takes (StartDocPrinter refuses others: 1804).
+    datatypes: tuple[str, ...] = WINPRINT_DATATYPES
     port: str = "USB001"
     #: Printable area in dots (GetDeviceCaps HORZRES / VERTRES) of the printer's Printing
     #: Defaults, what a DC gets without a DEVMODE under LocalSystem: 72 mm x 3276 mm.
@@ -352,6 +374,8 @@ class FakePrinter:
     dpi: int = 203
     #: The longest page the driver draws, in dots, whatever a DEVMODE asks.
     longest_page: int = 26200
+    #: The Printing Defaults' paper as its DEVMODE says: (width, length) in tenths of a mm.
+    defaults_paper: tuple[int, int] = (720, 32760)
     #: Printing Preferences per account: (width, height) dots, used over the defaults.
     preferences: dict[str, tuple[int, int]] = field(default_factory=dict)
 
@@ -410,6 +434,15 @@ class FakeSpooler:
         self.user = "spoonprint"
         self.machine = "\\\\POS-PC"
         self.restarts = 0
+        #: Services that depend on the Spooler: name -> running.
+        self.dependents: dict[str, bool] = {"PrintNotify": True}
+        #: Asked to stop, the Spooler stays in STOP_PENDING (see spooler_service).
+        self.stop_hangs = False
+        self.stopping = False
+        self.services = _services(self)
+        #: The spoonprint Windows service and its account (None: not installed).
+        self.service_name = "spoonprint"
+        self.service_account: str | None = None
         #: Every call made, by its pywin32 name.
         self.calls: list[str] = []
         self._printers: dict[str, FakePrinter] = {}
@@ -479,20 +512,39 @@ class FakeSpooler:
             self._advance()
             return list(self.printer(printer).jobs)
 
+    def driver_facts(self, handle: int) -> dict[str, Any] | None:
+        """What GetPrinterDriverW level 8 reports for an open handle; None if unknown."""
+        with self._lock:
+            opened = self._handles.get(handle)
+            if opened is None or opened.closed or opened.generation != self._generation:
+                return None
+            printer = self.printer(opened.printer)
+            return {
+                "level_8": printer.answers_level_8,
+                "cVersion": printer.driver_version,
+                "dwPrinterDriverAttributes": printer.driver_attributes,
+                "pName": printer.driver,
+                "pEnvironment": "Windows x64",
+                "pDefaultDataType": "RAW" if printer.driver_version < 4 else "XPS2GDI",
+                "pszMfgName": printer.manufacturer,
+                "pszPrintProcessor": printer.print_processor,
+            }
+
     @contextmanager
     def installed(self) -> Iterator[FakeSpooler]:
         """The fake pywin32 modules importable for the duration, as pywin32's are: found on
         import, not imported beforehand. ``import win32print`` loads win32print alone; its
         errors are ``pywintypes.error`` all the same, because pywin32 makes that class in C
         (PyWinGlobals_Ensure) without importing the ``pywintypes`` module."""
-        with importable(self.modules()):
+        with importable(self.modules()), windows_ctypes(self.driver_facts):
             try:
                 yield self
             finally:
                 self.answer()  # never leave a thread parked in a hang
 
     def modules(self) -> dict[str, types.ModuleType]:
-        from tests.fakes.pywin32_gdi import GdiPrint, Win32Gui  # it builds on this module
+        from tests.fakes import spooler_service as service
+        from tests.fakes.pywin32_gdi import GdiPrint, Win32Gui  # they build on this module
 
         pywintypes = _module("pywintypes", error=error, TimeType=TimeType, datetime=TimeType)
         win32print = _module("win32print", **WIN32PRINT_CONSTANTS)
@@ -502,16 +554,10 @@ class FakeSpooler:
         _bind(win32ui, _Win32UI(self))
         win32gui = _module("win32gui", error=error)
         _bind(win32gui, Win32Gui(self))
-        win32service = _module(
-            "win32service",
-            error=error,
-            SERVICE_STOPPED=SERVICE_STOPPED,
-            SERVICE_START_PENDING=SERVICE_START_PENDING,
-            SERVICE_STOP_PENDING=SERVICE_STOP_PENDING,
-            SERVICE_RUNNING=SERVICE_RUNNING,
-        )
+        win32service = _module("win32service", error=error, **service.CONSTANTS)
+        _bind(win32service, service.Win32Service(self))
         win32serviceutil = _module("win32serviceutil", error=error)
-        _bind(win32serviceutil, _Win32ServiceUtil(self))
+        _bind(win32serviceutil, service.Win32ServiceUtil(self))
         shell = _module("win32com.shell.shell")
         _bind(shell, _Shell(self))
         shell_package = _module("win32com.shell", shell=shell, __path__=[])
@@ -672,6 +718,8 @@ class FakeSpooler:
 
     def _print_head(self, printer: FakePrinter, now: float) -> None:
         for job in list(printer.jobs):
+            if job.status & C.JOB_STATUS_PRINTED:
+                continue  # kept after printing ("Keep printed documents")
             if job.deleting_since is not None:
                 if job.undeletable:
                     return  # a job that never finishes deleting holds the queue
@@ -685,8 +733,35 @@ class FakeSpooler:
                 return
             job.status = (job.status & ~C.JOB_STATUS_PRINTING) | C.JOB_STATUS_PRINTED
             job.pages_printed = len(job.pages)
-            printer.jobs.remove(job)
+            # "Keep printed documents" leaves the job listed, JOB_STATUS_PRINTED, for good.
+            if not printer.attributes & C.PRINTER_ATTRIBUTE_KEEPPRINTEDJOBS:
+                printer.jobs.remove(job)
             printer.printed.append(job)
+
+
+def _services(spooler: FakeSpooler) -> Any:
+    from tests.fakes.spooler_service import Services
+
+    return Services(spooler)
+
+
+@contextmanager
+def windows_ctypes(describe: Any) -> Iterator[None]:
+    """``ctypes.WinDLL`` and ``ctypes.get_last_error`` for the duration, as on Windows."""
+    from tests.fakes.winspool_dll import ctypes_names  # it imports spoonprint's structure
+
+    names = ctypes_names(describe)
+    saved = {name: getattr(ctypes, name) for name in names if hasattr(ctypes, name)}
+    for name, value in names.items():
+        setattr(ctypes, name, value)
+    try:
+        yield
+    finally:
+        for name in names:
+            if name in saved:
+                setattr(ctypes, name, saved[name])
+            else:
+                delattr(ctypes, name)
 
 
 def _module(name: str, **attributes: Any) -> types.ModuleType:
@@ -731,12 +806,20 @@ class _Win32Print:
             opened.closed = True
 
     def GetPrinter(self, hPrinter: Any, Level: int, /) -> dict[str, Any]:
-        """win32print.GetPrinter(hPrinter, Level) -> PRINTER_INFO_* dict (level 2 here)."""
-        if Level != 2:
-            raise NotImplementedError("the fake covers GetPrinter level 2")
+        """win32print.GetPrinter(hPrinter, Level) -> PRINTER_INFO_* dict (levels 2 and 5)."""
+        if Level not in (2, 5):
+            raise NotImplementedError("the fake covers GetPrinter levels 2 and 5")
         s = self._s
         with s.call("GetPrinter"):
             _, printer = s.handle(hPrinter, "GetPrinter")
+            if Level == 5:
+                return {
+                    "pPrinterName": printer.name,
+                    "pPortName": printer.port,
+                    "Attributes": printer.attributes,
+                    "DeviceNotSelectedTimeout": 15000,
+                    "TransmissionRetryTimeout": 45000,
+                }
             return {
                 "pServerName": None,
                 "pPrinterName": printer.name,
@@ -745,7 +828,10 @@ class _Win32Print:
                 "pDriverName": printer.driver,
                 "pComment": None,
                 "pLocation": None,
-                "pDevMode": PyDEVMODE(printer.name),
+                # NULL (None) when the driver gives the printer no DEVMODE.
+                "pDevMode": PyDEVMODE(printer.name, *printer.defaults_paper)
+                if printer.has_devmode
+                else None,
                 "pSepFile": None,
                 "pPrintProcessor": "winprint",
                 "pDatatype": "RAW",
@@ -780,8 +866,12 @@ class _Win32Print:
                 info = _printer_info_2(pPrinter)
                 if Command != 0:
                     raise s.winerror(ERROR_INVALID_PARAMETER, "SetPrinter")
+            elif Level == 5:
+                info = _printer_info_5(pPrinter)
+                if Command != 0:
+                    raise s.winerror(ERROR_INVALID_PARAMETER, "SetPrinter")
             else:
-                raise NotImplementedError("the fake covers SetPrinter levels 0 and 2")
+                raise NotImplementedError("the fake covers SetPrinter levels 0, 2 and 5")
             if not opened.access & C.PRINTER_ACCESS_ADMINISTER:
                 raise s.winerror(ERROR_ACCESS_DENIED, "SetPrinter")
             if Level == 0:
@@ -790,7 +880,7 @@ class _Win32Print:
                 else:
                     printer.status &= ~C.PRINTER_STATUS_PAUSED
                 return
-            if info["pSecurityDescriptor"] is not None and not opened.access & WRITE_DAC:
+            if info.get("pSecurityDescriptor") is not None and not opened.access & WRITE_DAC:
                 raise s.winerror(ERROR_ACCESS_DENIED, "SetPrinter")
             # Only Attributes is applied: the one member the transport changes.
             printer.attributes = int(info["Attributes"])
@@ -853,6 +943,8 @@ class _Win32Print:
             opened, printer = s.handle(hprinter, "StartDocPrinter")
             if opened.doc is not None:
                 raise s.winerror(ERROR_INVALID_PARAMETER, "StartDocPrinter")
+            if datatype is not None and datatype not in printer.datatypes:
+                raise s.winerror(ERROR_INVALID_DATATYPE, "StartDocPrinter")
             opened.doc = s._new_job(printer, doc_name, datatype or "RAW", s.user)
             return opened.doc.job_id
 
@@ -866,7 +958,12 @@ class _Win32Print:
         data = bytes(memoryview(buf))
         with self._s.call("WritePrinter"):
             job = self._doc(hprinter, "WritePrinter")
-            job.data += data
+            _, printer = self._s.handle(hprinter, "WritePrinter")
+            # KB2779300: a v4 / XPSDrv driver takes a RAW job's bytes and drops them; the
+            # job prints (nothing) and leaves the queue as printed.
+            xps = printer.driver_version >= 4 or printer.driver_attributes & PRINTER_DRIVER_XPS
+            if not (xps and job.datatype == "RAW"):
+                job.data += data
             return len(data)
 
     def EndPagePrinter(self, hprinter: Any, /) -> None:
@@ -889,6 +986,18 @@ class _Win32Print:
             opened, _ = s.handle(hPrinter, "AbortPrinter")
             s.drop(self._doc(hPrinter, "AbortPrinter"))
             opened.doc = None
+
+    def EnumPrintProcessorDatatypes(
+        self, ServerName: str | None, PrintProcessorName: str, /
+    ) -> tuple[str, ...]:
+        """win32print.EnumPrintProcessorDatatypes(ServerName, PrintProcessorName) -> tuple of
+        datatype names (DATATYPES_INFO_1); an unknown processor fails with 1798."""
+        s = self._s
+        with s.call("EnumPrintProcessorDatatypes"):
+            for printer in s._printers.values():
+                if printer.print_processor.casefold() == PrintProcessorName.casefold():
+                    return tuple(printer.datatypes)
+            raise s.winerror(ERROR_UNKNOWN_PRINTPROCESSOR, "EnumPrintProcessorDatatypes")
 
     def EnumPrinters(
         self, flags: int, name: str | None = None, level: int = 1, /
@@ -925,6 +1034,25 @@ def _printer_info_2(info: Any) -> dict[str, Any]:
         raise TypeError(f"'{extra[0]}' is an invalid keyword argument for PRINTER_INFO_2()")
     if not isinstance(info["pDevMode"], PyDEVMODE):
         raise TypeError("pDevMode must be a PyDEVMODE object")
+    return info
+
+
+PRINTER_INFO_5_KEYS = (
+    "pPrinterName", "pPortName", "Attributes", "DeviceNotSelectedTimeout",
+    "TransmissionRetryTimeout",
+)  # fmt: skip
+
+
+def _printer_info_5(info: Any) -> dict[str, Any]:
+    """PRINTER_INFO_5 as pywin32 parses it ("OOkkk:PRINTER_INFO_5", keywords)."""
+    if not isinstance(info, dict):
+        raise TypeError("PRINTER_INFO_5 must be a dictionary")
+    for position, key in enumerate(PRINTER_INFO_5_KEYS, start=1):
+        if key not in info:
+            raise TypeError(f"PRINTER_INFO_5() missing required argument '{key}' (pos {position})")
+    extra = sorted(set(info) - set(PRINTER_INFO_5_KEYS))
+    if extra:
+        raise TypeError(f"'{extra[0]}' is an invalid keyword argument for PRINTER_INFO_5()")
     return info
 
 
@@ -1045,48 +1173,6 @@ class _Win32UI:
     def CreateDC(self) -> FakeDC:
         """win32ui.CreateDC() -> PyCDC, not yet tied to a device."""
         return FakeDC(self._s)
-
-
-class _Win32ServiceUtil:
-    """win32serviceutil (win32/Lib/win32serviceutil.py), for the Spooler service only."""
-
-    def __init__(self, spooler: FakeSpooler) -> None:
-        self._s = spooler
-
-    def QueryServiceStatus(
-        self, serviceName: str, machine: str | None = None, /
-    ) -> tuple[int, ...]:
-        """win32serviceutil.QueryServiceStatus(serviceName, machine=None) -> SERVICE_STATUS
-        tuple (type, state, controls, exit code, service exit code, checkpoint, wait hint).
-        SC_MANAGER_CONNECT and SERVICE_QUERY_STATUS: any user may ask."""
-        s = self._s
-        with s.call("QueryServiceStatus", spooler=False):
-            self._service(serviceName, "OpenService")
-            state = SERVICE_RUNNING if s.running else SERVICE_STOPPED
-            controls = SERVICE_ACCEPT_STOP if s.running else 0
-            return (SERVICE_WIN32_OWN_PROCESS, state, controls, 0, 0, 0, 0)
-
-    def RestartService(
-        self,
-        serviceName: str,
-        args: Any = None,
-        waitSeconds: int = 30,
-        machine: str | None = None,
-        /,
-    ) -> None:
-        """win32serviceutil.RestartService(serviceName, args=None, waitSeconds=30,
-        machine=None): stop, then start; OpenSCManager(SC_MANAGER_ALL_ACCESS) needs
-        administrator rights."""
-        s = self._s
-        with s.call("RestartService", spooler=False):
-            if not s.admin:
-                raise s.winerror(ERROR_ACCESS_DENIED, "OpenSCManager")
-            self._service(serviceName, "OpenService")
-            s.restart()
-
-    def _service(self, name: str, funcname: str) -> None:
-        if name.casefold() != "spooler":
-            raise self._s.winerror(ERROR_SERVICE_DOES_NOT_EXIST, funcname)
 
 
 class _Shell:

@@ -33,6 +33,7 @@ from PIL import Image
 
 from tests.fakes import pywin32
 from tests.fakes.importer import importable, install
+from tests.fakes.winspool_dll import ctypes_names
 
 ENV_ADDRESS = "FAKE_PYWIN32_SPOOLER"
 ENV_KEY = "FAKE_PYWIN32_KEY"
@@ -70,6 +71,8 @@ def serve(spooler: pywin32.FakeSpooler, boot: Path) -> Iterator[dict[str, str]]:
         if kind == "object":
             number, method, args = rest
             target = getattr(objects[number], method)
+        elif kind == "driver":
+            return spooler.driver_facts(*rest)
         elif kind == "draw":
             (args,) = rest
             target = spooler.draw
@@ -175,6 +178,16 @@ class _RemoteObject:
 _CLIENT: _Client | None = None
 
 
+class _Dib:
+    """PIL.ImageWin.Dib(image).draw(hdc, rect), as on Windows."""
+
+    def __init__(self, image: Image.Image) -> None:
+        self.image = image
+
+    def draw(self, handle: int, dst: tuple[int, int, int, int]) -> None:
+        draw(handle, self.image, dst)
+
+
 def draw(hdc: int, image: Image.Image, rect: tuple[int, int, int, int]) -> None:
     """The stand-in for Pillow's ImageWin drawing, from a client process."""
     assert _CLIENT is not None, "install_client() first"
@@ -218,3 +231,11 @@ def install_client() -> None:
     global _CLIENT
     _CLIENT = _Client(os.environ[ENV_ADDRESS], bytes.fromhex(os.environ[ENV_KEY]))
     install(client_modules(_CLIENT))
+    # Pillow's ImageWin draws on an HDC only on Windows (StretchDIBits in its C part): here
+    # the drawing goes to the fake spooler's DC, as the in-process tests' draw= does.
+    from PIL import ImageWin
+
+    ImageWin.Dib = _Dib  # type: ignore[misc,assignment]
+    client = _CLIENT
+    for name, value in ctypes_names(lambda handle: client.call(("driver", handle))).items():
+        setattr(ctypes, name, value)

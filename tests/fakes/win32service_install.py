@@ -42,6 +42,7 @@ win32/src/PythonService.cpp; winsvc.h and winerror.h. Behaviour modelled on the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -99,6 +100,10 @@ SERVICE_RUNNING = 4
 SERVICE_ACCEPT_STOP = 0x1
 SERVICE_ACCEPT_PAUSE_CONTINUE = 0x2
 SERVICE_ACCEPT_SHUTDOWN = 0x4
+#: HKLM\SYSTEM\CurrentControlSet\Control\WaitToKillServiceTimeout on Windows 10/11 (ms / 1000).
+WAIT_TO_KILL_SERVICE = 5.0
+#: Modules whose import takes seconds on a slow PC: the server and its web stack.
+HEAVY_MODULES = ("fastapi", "uvicorn", "spoonprint.server", "spoonprint.app")
 SERVICE_CONTROL_STOP = 1
 SERVICE_CONTROL_PAUSE = 2
 SERVICE_CONTROL_CONTINUE = 3
@@ -488,7 +493,10 @@ class FakeServiceManager:
         if status[1] == SERVICE_STOPPED:
             raise winerror(ERROR_SERVICE_NOT_ACTIVE, "ControlService")
         accepted = status[2]
-        needs = {SERVICE_CONTROL_STOP: SERVICE_ACCEPT_STOP, SERVICE_CONTROL_SHUTDOWN: 0}
+        needs = {
+            SERVICE_CONTROL_STOP: SERVICE_ACCEPT_STOP,
+            SERVICE_CONTROL_SHUTDOWN: SERVICE_ACCEPT_SHUTDOWN,
+        }
         if code in needs and not accepted & needs[code]:
             raise winerror(ERROR_INVALID_SERVICE_CONTROL, "ControlService")
         assert service.folder is not None
@@ -529,6 +537,21 @@ class FakeServiceManager:
         if folder is not None:
             env[ENV_FOLDER] = str(folder)
         return env
+
+    def shut_down_windows(self, wait: float = WAIT_TO_KILL_SERVICE) -> None:
+        """Windows shutting down: each running service that accepts SERVICE_ACCEPT_SHUTDOWN
+        is sent SERVICE_CONTROL_SHUTDOWN and given ``wait`` seconds (the registry's
+        WaitToKillServiceTimeout) to end; the others, and the slow ones, are killed."""
+        for service in self.services.values():
+            if service.process is None or service.process.poll() is not None:
+                continue
+            if self._state(service)[2] & SERVICE_ACCEPT_SHUTDOWN:
+                self.control(service, SERVICE_CONTROL_SHUTDOWN)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    service.process.wait(wait)
+            if service.process.poll() is None:
+                service.process.kill()
+                service.process.wait(10)
 
     def kill_all(self) -> None:
         for service in self.services.values():
@@ -678,9 +701,12 @@ class _ServiceSide:
     def StartServiceCtrlDispatcher(self) -> None:
         """servicemanager.StartServiceCtrlDispatcher(): connects to the SCM and returns when the
         service has stopped. ServiceMain (the class built with [name], then SvcRun) runs on
-        a new thread; control requests are handed to the handler on this thread."""
+        a new thread; control requests are handed to the handler on this thread. What the
+        process had imported by then is noted: the SCM gives a service 30 s to get here."""
         if self.folder is None:  # not started by the service manager
             raise winerror(ERROR_FAILED_SERVICE_CONTROLLER_CONNECT, "StartServiceCtrlDispatcher")
+        loaded = sorted(name for name in HEAVY_MODULES if name in sys.modules)
+        self._event("info", f"dispatcher connected; loaded then: {', '.join(loaded) or 'none'}")
         if self.service_class is None:
             raise RuntimeError("PrepareToHostSingle was not called")
         self._status((SERVICE_WIN32_OWN_PROCESS, SERVICE_START_PENDING, 0, 0, 0, 0, 3000))

@@ -91,13 +91,23 @@ def diagnose(
         Protocol, typer.Option(help="With --uri: what the printer speaks.")
     ] = Protocol.ESCPOS,
     print_page: Annotated[
-        bool, typer.Option("--print/--no-print", help="Print the test page.")
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--print/--no-print", help="Print the test page (with --windows: off unless given)."
+        ),
+    ] = None,
     timeout: Annotated[
         float | None,
         typer.Option(help="Seconds for each connect, write and status step (default: config)."),
     ] = None,
     page_timeout: Annotated[float, typer.Option(help="Seconds the test page may take.")] = 30.0,
+    windows: Annotated[
+        bool,
+        typer.Option(
+            "--windows",
+            help="Self-test every Windows path for a windows: printer; report for support.",
+        ),
+    ] = False,
     config: ConfigOption = DEFAULT_CONFIG,
     json_output: JsonOption = False,
 ) -> None:
@@ -105,6 +115,20 @@ def diagnose(
 
     The test page has English, Traditional Chinese, HKSCS characters, a QR code and a cut.
     """
+    if windows:
+        from spoonprint.cli.diagnose_windows import self_test
+
+        settings = settings_from(config)
+        if uri is None and not settings.printers:
+            fail(
+                f"no printer in {config.name}: --windows tests a windows: printer; add one, "
+                'or give --uri "windows:PRINTER NAME"',
+                USAGE,
+            )
+        target = _printer(settings.printers, printer, uri, protocol)
+        raise typer.Exit(
+            self_test(settings, target, print_jobs=print_page is True, timeout=timeout)
+        )
     from spoonprint.app import VIRTUAL_PRINTER_DIR, VIRTUAL_PRINTER_NAME
     from spoonprint.diagnostics import Diagnose
     from spoonprint.render.fonts import find_typeface
@@ -141,7 +165,7 @@ def diagnose(
                 timeouts=timeouts,
                 stuck_after=settings.recovery.stuck_after,
                 page_timeout=page_timeout,
-                print_page=print_page,
+                print_page=print_page is not False,
                 on_step=(lambda step: None) if quiet else (lambda step: progress.update(step)),
                 on_check=(lambda check: None) if quiet else show_check,
                 title=title,
@@ -154,7 +178,7 @@ def diagnose(
         console.print()
         for line in diagnosis.verdict():
             console.print(line, soft_wrap=True, style=None if diagnosis.ok else "bold")
-        if virtual and print_page:
+        if virtual and print_page is not False:
             console.print(f"The virtual printer saved the test page in {pages}", soft_wrap=True)
     raise typer.Exit(OK if diagnosis.ok else PRINTER_PROBLEM)
 

@@ -78,7 +78,10 @@ def service_install(
     config: ConfigOption = DEFAULT_CONFIG,
     user: Annotated[
         str | None,
-        typer.Option(help="Linux: the user the service runs as (default: who ran sudo)."),
+        typer.Option(
+            help="Linux: the user the service runs as (default: who ran sudo). Windows: the "
+            "account (.\\USER), its password asked (default: LocalSystem)."
+        ),
     ] = None,
     unit_dir: Annotated[
         Path | None,
@@ -93,8 +96,15 @@ def service_install(
     try:
         if sys.platform == "win32":
             from spoonprint.service import windows
+            from spoonprint.transports.uri import parse_uri
 
-            for line in windows.install(config, name, start=not no_start):
+            password = typer.prompt(f"Password of {user}", hide_input=True) if user else None
+            uris = [parse_uri(printer.uri) for printer in settings.printers]
+            queues = [uri.target for uri in uris if uri.scheme == "windows"]
+            done = windows.install(
+                config, name, start=not no_start, account=user, password=password, printers=queues
+            )
+            for line in done:
                 console.print(line, highlight=False)
             return
         _install_systemd(config, settings, user, unit_dir, name, not no_start)

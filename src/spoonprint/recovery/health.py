@@ -36,6 +36,8 @@ class Fault(StrEnum):
     STUCK_JOB = "stuck-job"
     #: The print spooler itself does not answer.
     SPOOLER_DOWN = "spooler-down"
+    #: The queue's driver cannot print this kind of job (a Windows v4 driver and mode=raw).
+    WRONG_MODE = "wrong-mode"
 
 
 #: Faults only a person can fix: reported, never "recovered".
@@ -58,6 +60,8 @@ ADVICE: dict[Fault, str] = {
     Fault.WORK_OFFLINE: "printer set to 'Use Printer Offline': spoonprint is clearing it",
     Fault.STUCK_JOB: "a print job is stuck: spoonprint is clearing it and printing again",
     Fault.SPOOLER_DOWN: "the print spooler is not running: restart the computer if this stays",
+    Fault.WRONG_MODE: "the printer's Windows driver cannot print raw tickets: set mode=gdi for "
+    "it in spoonprint.toml",
 }
 
 

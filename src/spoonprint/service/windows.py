@@ -9,9 +9,10 @@ venv's ``python.exe`` (a launcher that runs the real interpreter as a child, whi
 manager would not recognise) is replaced by the base interpreter plus the venv's site folders.
 
 At run time the server runs on the process's main thread exactly as ``spoonprint serve`` does;
-the service control dispatcher runs on a second thread. A stop request from the service manager
-is turned into SIGTERM for this process, which the server handles as Ctrl+C: it finishes the
-ticket it is printing, hands back unfinished jobs and closes.
+the service control dispatcher runs on a second thread, started first. A stop request from the
+service manager, or Windows shutting down (SvcShutdown), is turned into SIGTERM for this
+process, which the server handles as Ctrl+C: it finishes the ticket it is printing, hands back
+unfinished jobs and closes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -44,6 +46,8 @@ RESTART_DELAY_MS = 5000
 RESET_PERIOD = 86400
 #: Longest wait for the server to stop (it finishes the ticket in hand first).
 STOP_WAIT = 60
+#: Longest the server's start waits for the dispatcher to begin connecting.
+CONNECT_WAIT = 10
 #: Runs in the service process before spoonprint can be imported: adds the venv's site
 #: folders (given before "--", with their .pth files) to the front of sys.path, so the venv's
 #: packages win over the base interpreter's as in the venv itself, then hands the rest of the
@@ -108,16 +112,90 @@ def _explain(exc: Any) -> str:
     return f"{getattr(exc, 'funcname', '')}: {getattr(exc, 'strerror', exc)}"
 
 
-def install(config: Path, name: str = DEFAULT_NAME, *, start: bool = True) -> list[str]:
-    """Register (or update) the service, make it restart on failure, and start it."""
-    pywintypes, win32service, win32serviceutil = _modules()
+#: Where the Microsoft Store's Python lives (an app package, or its per-user alias).
+_STORE_MARKS = ("\\windowsapps\\", "pythonsoftwarefoundation.python.")
+STORE_PYTHON = (
+    "this Python comes from the Microsoft Store: Windows runs it only for the user who "
+    "installed it, never as a service. Install Python from python.org (tick 'Add python.exe "
+    "to PATH'), install spoonprint with it, and run 'spoonprint service install' again"
+)
+
+
+def store_python(program: str) -> bool:
+    """Whether ``program`` is the Microsoft Store's Python (a packaged app)."""
+    return any(mark in program.replace("/", "\\").casefold() for mark in _STORE_MARKS)
+
+
+def logon_task_command(config: Path, name: str = DEFAULT_NAME) -> str:
+    """The schtasks command that starts spoonprint when the user logs on: the other set-up
+    Microsoft supports for printing through a driver (it runs in the user's session)."""
+    run = subprocess.list2cmdline(
+        [sys.executable, "-m", "spoonprint", "start", "--config", str(config.absolute())]
+    )
+    return subprocess.list2cmdline(
+        ["schtasks", "/Create", "/TN", name, "/SC", "ONLOGON", "/RL", "HIGHEST", "/TR", run]
+    )
+
+
+def session_advice(config: Path, name: str, account: str | None) -> list[str]:
+    """What to know about the account the service runs under (KB2890836)."""
+    if account is not None:
+        return [f"It runs as {account}: that account must be allowed to print to the printer."]
+    return [
+        "It runs as LocalSystem, in session 0, where Microsoft does not support printing "
+        "through a printer driver (KB2890836). For a windows: printer in gdi mode, use one of:",
+        "  spoonprint service install --user .\\USER   (the PC's user account; asks for its "
+        "password)",
+        f"  {logon_task_command(config, name)}   (instead of the service: starts at logon)",
+    ]
+
+
+def printing_defaults_advice(printers: Sequence[str]) -> list[str]:
+    """For each Windows printer whose Printing Defaults are not receipt paper: what to change.
+    A service gets the Printing Defaults, not anyone's Printing Preferences."""
+    from spoonprint.transports.windows_checks import printing_defaults
+
+    advice = []
+    for printer in printers:
+        try:
+            paper = printing_defaults(printer)
+        except Exception as exc:  # the printer may be off or renamed; install goes on
+            advice.append(f"Could not read the Printing Defaults of {printer!r}: {exc}")
+            continue
+        if paper is not None and not paper.receipt:
+            advice.append(
+                f"{printer!r}: its Printing Defaults are {paper.words()} paper. Open "
+                f"Printers & scanners > {printer} > Printer properties > Advanced > Printing "
+                "Defaults and choose the receipt paper (Star: '72mm x Receipt')."
+            )
+    return advice
+
+
+def install(
+    config: Path,
+    name: str = DEFAULT_NAME,
+    *,
+    start: bool = True,
+    account: str | None = None,
+    password: str | None = None,
+    printers: Sequence[str] = (),
+) -> list[str]:
+    """Register (or update) the service, make it restart on failure, and start it. With
+    ``account`` (".\\USER" or "DOMAIN\\USER") and its password it runs under that account
+    instead of LocalSystem. ``printers`` (Windows queue names) have their Printing Defaults
+    checked."""
     program, args = service_command(config, name)
+    if store_python(program) or store_python(sys.executable):
+        raise ServiceError(STORE_PYTHON)
+    pywintypes, win32service, win32serviceutil = _modules()
     done = []
     options: dict[str, Any] = {
         "startType": win32service.SERVICE_AUTO_START,
         "exeName": program,
         "exeArgs": args,
         "description": DESCRIPTION,
+        "userName": account,
+        "password": password,
     }
     try:
         try:
@@ -135,7 +213,7 @@ def install(config: Path, name: str = DEFAULT_NAME, *, start: bool = True) -> li
             done.append(f"Started it. Stop it with: sc stop {name}")
     except pywintypes.error as exc:
         raise ServiceError(_explain(exc)) from None
-    return done
+    return done + session_advice(config, name, account) + printing_defaults_advice(printers)
 
 
 def _restart_on_failure(name: str) -> None:
@@ -202,6 +280,8 @@ class _Host:
         self.stop_wanted = threading.Event()
         self.failure: str | None = None
         self.dispatch_error: BaseException | None = None
+        #: The dispatcher is connecting (or could not): the server may load now.
+        self.connecting = threading.Event()
 
     def note_signal(self, signum: int, frame: FrameType | None) -> None:
         """SIGTERM before the server has its own handler (or after it gave it back): the
@@ -227,10 +307,13 @@ class _Host:
         try:
             servicemanager.Initialize(self.name, os.path.abspath(servicemanager.__file__))
             servicemanager.PrepareToHostSingle(service_class)
+            self.connecting.set()
             servicemanager.StartServiceCtrlDispatcher()
         except Exception as exc:  # pywintypes.error 1063: not started by the service manager
             self.dispatch_error = exc
             self.ask_stop()
+        finally:
+            self.connecting.set()
 
 
 def service_class(host: _Host) -> type:
@@ -250,6 +333,12 @@ def service_class(host: _Host) -> type:
             self.ReportServiceStatus(win32service.SERVICE_STOP_PENDING, waitHint=STOP_WAIT * 1000)
             host.ask_stop()
 
+        def SvcShutdown(self) -> None:
+            """Windows is shutting down: the same graceful stop (having this method makes
+            the framework accept SERVICE_CONTROL_SHUTDOWN; without it the process is
+            killed, cutting the ticket being printed)."""
+            self.SvcStop()
+
         def SvcDoRun(self) -> None:
             servicemanager.LogInfoMsg(f"{host.name}: spoonprint is running")
             while not host.server_done.wait(1.0):
@@ -264,11 +353,11 @@ def service_class(host: _Host) -> type:
 
 
 def run_service(config: Path, name: str = DEFAULT_NAME) -> int:
-    """The service process: the server on this (main) thread, the dispatcher on another."""
-    from spoonprint.config import load_settings
-    from spoonprint.errors import SpoonprintError
-    from spoonprint.server import serve
+    """The service process: the server on this (main) thread, the dispatcher on another.
 
+    The dispatcher is started before the server's modules are imported: the service manager
+    gives a service 30 s to connect, and importing the web stack on a slow PC's first boot
+    can take much of that."""
     for stream in ("stdout", "stderr"):  # a service has no console
         if getattr(sys, stream) is None:
             setattr(sys, stream, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
@@ -280,6 +369,11 @@ def run_service(config: Path, name: str = DEFAULT_NAME) -> int:
     ]
     for thread in threads:
         thread.start()
+    host.connecting.wait(CONNECT_WAIT)
+    from spoonprint.config import load_settings
+    from spoonprint.errors import SpoonprintError
+    from spoonprint.server import serve
+
     try:
         serve(load_settings(config, required=True))
     except SpoonprintError as exc:

@@ -50,11 +50,13 @@ from spoonprint.recovery.health import Fault, Health, Problem
 from spoonprint.recovery.strategy import NeedsAdmin, RecoveryFailed, Strategy
 from spoonprint.transports.base import StatusQuery, Ticket, Timeouts, ticket_bytes
 from spoonprint.transports.uri import PrinterUri
+from spoonprint.transports.windows_driver import describe_driver
 from spoonprint.transports.windows_gdi import DrawImage, NotAPicture, draw_dib, submit
 from spoonprint.transports.windows_host import SpoolerCalls, default_calls
 from spoonprint.transports.windows_spool import (
     DOCUMENT_PREFIX,
     ERROR_ACCESS_DENIED,
+    ERROR_INVALID_DATATYPE,
     ERROR_INVALID_PRINTER_NAME,
     SPOOLER_GONE,
     Job,
@@ -117,6 +119,8 @@ class WindowsTransport:
         self._deleted: set[int] = set()
         #: Job id -> (progress mark, monotonic time it last changed), for stuck jobs.
         self._progress: dict[int, tuple[tuple[int, bool], float]] = {}
+        #: The driver was seen to take RAW jobs (mode=raw).
+        self._raw_checked = False
         #: Where the pywin32 calls run: this queue's own helper processes by default.
         self._calls = default_calls() if calls is None else calls
 
@@ -135,6 +139,10 @@ class WindowsTransport:
         """Submit the ticket and return once the spooler is done with it (``query`` and
         ``check`` do not apply: a queue has no status channel to the printer)."""
         data = await ticket_bytes(ticket)
+        if self.mode == "raw":
+            refusal = await self._raw_refusal()
+            if refusal is not None:
+                raise PrinterNotReady(f"{self.address}: {refusal}", bytes_written=0)
         sub = Submission(f"{DOCUMENT_PREFIX}{uuid.uuid4().hex[:12]}")
         try:
             await self._submit(data, sub)
@@ -144,6 +152,20 @@ class WindowsTransport:
             await self._abandon(sub)
             raise
         return None
+
+    async def _raw_refusal(self) -> str | None:
+        """Why this queue's driver would not pass RAW tickets to the printer; None when it
+        would, or when the spooler cannot say (the ticket is then tried: a wrong answer
+        here would stop every ticket). A good answer is kept: drivers change seldom."""
+        if self._raw_checked:
+            return None
+        try:
+            driver = await self._blocking(self.timeouts.status, describe_driver, self.printer)
+        except Exception:
+            return None
+        refusal = driver.raw_refusal()
+        self._raw_checked = refusal is None
+        return refusal
 
     async def ask(self, query: StatusQuery) -> bytes:
         raise PrinterNotReady(f"{self.address}: a Windows queue does not pass printer status")
@@ -169,6 +191,11 @@ class WindowsTransport:
             what = f"the Windows print spooler is not running ({describe(exc)})"
         elif code == ERROR_INVALID_PRINTER_NAME:
             what = f"Windows has no printer named {self.printer!r}"
+        elif code == ERROR_INVALID_DATATYPE:
+            what = (
+                f"the printer's driver does not take {self.mode.upper()} jobs "
+                f"({describe(exc)}): use mode=gdi"
+            )
         elif code == ERROR_ACCESS_DENIED:
             what = "Windows does not allow spoonprint to print to this printer"
         else:
@@ -192,6 +219,8 @@ class WindowsTransport:
                     raise await self._lost(job_id, started, size, exc) from exc
                 if job is None:
                     await self._left_queue(job_id, started, size)
+                    return
+                if job.printed:  # kept in the queue after printing ("Keep printed documents")
                     return
                 started = started or job.started
                 if job.deleting:
@@ -280,6 +309,11 @@ class WindowsTransport:
         except Exception as exc:
             return Health((await self._trouble(exc),))
         problems = list(state.problems)
+        if self.mode == "raw":
+            self._raw_checked = False  # ask again: someone may have changed the driver
+            refusal = await self._raw_refusal()
+            if refusal is not None:
+                problems.append(Problem(Fault.WRONG_MODE, f"{self.printer!r}: {refusal}"))
         stuck = self._stuck(state.jobs, stuck_after)
         # A job waiting behind a paused queue or an empty paper roll is not stuck: the
         # fault is; deleting the job would not help.
@@ -317,6 +351,8 @@ class WindowsTransport:
         seconds (jobs behind it wait for it, they are not stuck), and any spoonprint job
         in error. Progress is PagesPrinted or the job starting to print."""
         now = time.monotonic()
+        # Printed jobs a "Keep printed documents" queue still lists are done, not stuck.
+        jobs = tuple(job for job in jobs if not job.printed)
         progress: dict[int, tuple[tuple[int, bool], float]] = {}
         for job in jobs:
             mark = (job.pages_printed, job.started)
@@ -441,17 +477,14 @@ class WindowsTransport:
         if admin is False:
             raise needs_admin(what)
         wait = max(1, round(self.restart_wait))
-        await self._control(what, restart_spooler, wait, seconds=wait + self.timeouts.status)
-        deadline = time.monotonic() + self.restart_wait
-        while True:
-            state_now = await self._control("asking the Spooler service", spooler_state)
-            if state_now == "running":
-                return "restarted the Windows print spooler"
-            if time.monotonic() > deadline:
-                raise RecoveryFailed(
-                    f"the print spooler is {state_now} {self.restart_wait:g} s after a restart"
-                )
-            await asyncio.sleep(self.poll_interval)
+        # Each service stops and starts within `wait` (the dependents and the Spooler).
+        budget = wait * 4 + self.timeouts.status
+        dependents = await self._control(what, restart_spooler, wait, seconds=budget)
+        done = "restarted the Windows print spooler"
+        if not dependents:
+            return done
+        depend = "depends" if len(dependents) == 1 else "depend"
+        return f"{done} and {', '.join(dependents)}, which {depend} on it"
 
     async def _admin(self) -> bool | None:
         """Whether spoonprint has administrator rights; None when it cannot tell."""

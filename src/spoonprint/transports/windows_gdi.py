@@ -92,6 +92,8 @@ def receipt_devmode(name: str, width_mm: int = ROLL_WIDTH_MM) -> Any:
     win32print = win32("win32print")
     with open_printer(name) as handle:
         devmode = win32print.GetPrinter(handle, 2)["pDevMode"]
+        if devmode is None:  # the driver gives none: the DC gets the account's settings
+            return None
         devmode.PaperWidth = width_mm * 10  # tenths of a millimetre
         devmode.PaperLength = MAX_PAPER_LENGTH
         devmode.Fields = (devmode.Fields & ~DM_PAPERSIZE) | DM_PAPERWIDTH | DM_PAPERLENGTH

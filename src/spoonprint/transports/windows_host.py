@@ -86,11 +86,17 @@ class _Helper:
 
     def __init__(self) -> None:
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+        # This process's import path, as it is now: the Windows service adds its venv's
+        # site folders at run time (service/windows.py's bootstrap), which a plain
+        # `python -m` would not see.
+        path = [*os.environ.get("PYTHONPATH", "").split(os.pathsep), *sys.path]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", __name__],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             creationflags=flags,
+            env=env,
         )
         try:
             assert self.proc.stdout is not None

@@ -27,6 +27,8 @@ ERROR_INVALID_PARAMETER = 87
 RPC_S_SERVER_UNAVAILABLE = 1722
 RPC_S_CALL_FAILED = 1726
 ERROR_INVALID_PRINTER_NAME = 1801
+#: StartDocPrinter with a datatype the print processor does not take.
+ERROR_INVALID_DATATYPE = 1804
 #: The spooler is not there to answer: stopped, crashed, or restarted under an open handle.
 SPOOLER_GONE = frozenset({RPC_S_SERVER_UNAVAILABLE, RPC_S_CALL_FAILED, ERROR_INVALID_HANDLE})
 
@@ -120,6 +122,8 @@ class Job:
     started: bool
     deleting: bool
     failed: bool
+    #: JOB_STATUS_PRINTED: done. A queue set to "Keep printed documents" keeps listing it.
+    printed: bool = False
 
     @property
     def ours(self) -> bool:
@@ -149,6 +153,7 @@ def _job(win32print: Any, info: dict[str, Any]) -> Job:
         started=bool(status & started) or int(info["PagesPrinted"]) > 0,
         deleting=bool(status & deleting),
         failed=bool(status & win32print.JOB_STATUS_ERROR),
+        printed=bool(status & win32print.JOB_STATUS_PRINTED),
     )
 
 
@@ -253,18 +258,19 @@ def delete_job(name: str, job_id: int) -> bool:
 
 
 def set_online(name: str) -> bool:
-    """Clear "Use Printer Offline" (SetPrinter level 2 with the attribute cleared); False
-    when it was not set. Needs PRINTER_ALL_ACCESS, i.e. administrator rights."""
+    """Clear "Use Printer Offline"; False when it was not set. Needs PRINTER_ALL_ACCESS,
+    i.e. administrator rights.
+
+    Through PRINTER_INFO_5 (name, port, attributes, two timeouts): level 2 would write back
+    the DEVMODE and the security descriptor too, and pywin32 refuses it outright when the
+    printer has no DEVMODE (GetPrinter gives pDevMode None)."""
     win32print = win32("win32print")
     with open_printer(name, win32print.PRINTER_ALL_ACCESS) as handle:
-        info = win32print.GetPrinter(handle, 2)
+        info = win32print.GetPrinter(handle, 5)
         if not info["Attributes"] & win32print.PRINTER_ATTRIBUTE_WORK_OFFLINE:
             return False
         info["Attributes"] &= ~win32print.PRINTER_ATTRIBUTE_WORK_OFFLINE
-        # Writing the security descriptor back would need WRITE_DAC and could undo a change
-        # someone made meanwhile: None leaves the printer's permissions alone.
-        info["pSecurityDescriptor"] = None
-        win32print.SetPrinter(handle, 2, info, 0)
+        win32print.SetPrinter(handle, 5, info, 0)
     return True
 
 
@@ -291,9 +297,29 @@ def spooler_state() -> str:
     return _SERVICE_STATES.get(int(state), f"state {state}")
 
 
-def restart_spooler(wait_seconds: int) -> None:
-    """Stop and start the Spooler service (needs administrator rights)."""
-    win32("win32serviceutil").RestartService(SPOOLER_SERVICE, None, wait_seconds)
+def restart_spooler(wait_seconds: int) -> list[str]:
+    """Stop the Spooler service and the services that depend on it, then start them all
+    again, each within ``wait_seconds``; the dependents restarted. Needs administrator rights.
+
+    Not pywin32's RestartService: when the spooler does not stop in time that only prints
+    "Gave up waiting for the old service to stop!" and returns as if it had worked. Here a
+    step that fails or times out raises ``pywintypes.error`` (1053 for a timeout)."""
+    util, service = win32("win32serviceutil"), win32("win32service")
+    manager = service.OpenSCManager(None, None, service.SC_MANAGER_CONNECT)
+    try:
+        handle = service.OpenService(manager, SPOOLER_SERVICE, service.SERVICE_ENUMERATE_DEPENDENTS)
+        try:
+            active = service.EnumDependentServices(handle, service.SERVICE_ACTIVE)
+        finally:
+            service.CloseServiceHandle(handle)
+    finally:
+        service.CloseServiceHandle(manager)
+    dependents = [str(entry[0]) for entry in active]
+    util.StopServiceWithDeps(SPOOLER_SERVICE, None, wait_seconds)
+    for name in (SPOOLER_SERVICE, *dependents):
+        util.StartService(name)
+        util.WaitForServiceStatus(name, service.SERVICE_RUNNING, wait_seconds)
+    return dependents
 
 
 def is_admin() -> bool:
