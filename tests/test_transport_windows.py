@@ -804,6 +804,7 @@ def test_job_removed_by_a_person_from_a_held_queue_did_not_print(
     run(scenario())
 
 
+@pytest.mark.e2e
 def test_helper_processes_import_from_this_process_s_path_as_it_is_now(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
