@@ -116,11 +116,13 @@ class Services:
         return worker.owner, worker.lease_seconds
 
     def unprintable(
-        self, printer: str, payload: dict[str, Any]
+        self, printer: str, payload: dict[str, Any], source: str = ""
     ) -> list[tuple[tuple[str | int, ...], str]]:
-        """Each field of ``payload`` that ``printer`` could not print, and why: asked before
-        an order is accepted, so that nothing is acknowledged that cannot print."""
-        return loader.unprintable(payload, self.printers[printer].profile, self.typeface)
+        """Each field of ``payload`` (read from the JSON text ``source``, if given) that
+        ``printer`` could not print, and why: asked before an order is accepted, so that
+        nothing is acknowledged that cannot print."""
+        profile = self.printers[printer].profile
+        return loader.unprintable(payload, profile, self.typeface, source)
 
     def preview(self, printer: str, payload: dict[str, Any]) -> bytes:
         """PNG of the ticket ``payload`` would print on ``printer`` (CPU-bound: use a thread)."""
