@@ -259,7 +259,11 @@ class Services:
             for task in [*unfinished, *(t for t in self._tasks if t not in workers)]:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        interrupted = await asyncio.to_thread(self.store.recover_interrupted)
+        try:
+            interrupted = await asyncio.to_thread(self.store.recover_interrupted)
+        except StoreError as exc:  # e.g. a full disk: the next start recovers them
+            log.error("could not give back unfinished jobs (%s); the next start will", exc)
+            interrupted = []
         if interrupted:
             log.warning(
                 "%d job(s) stopped unfinished; %d of them had started printing and will print "
