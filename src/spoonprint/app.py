@@ -117,11 +117,13 @@ class Services:
         return worker.owner, worker.lease_seconds
 
     def unprintable(
-        self, printer: str, payload: dict[str, Any]
+        self, printer: str, payload: dict[str, Any], source: str = ""
     ) -> list[tuple[tuple[str | int, ...], str]]:
-        """Each field of ``payload`` that ``printer`` could not print, and why: asked before
-        an order is accepted, so that nothing is acknowledged that cannot print."""
-        return loader.unprintable(payload, self.printers[printer].profile, self.typeface)
+        """Each field of ``payload`` (read from the JSON text ``source``, if given) that
+        ``printer`` could not print, and why: asked before an order is accepted, so that
+        nothing is acknowledged that cannot print."""
+        profile = self.printers[printer].profile
+        return loader.unprintable(payload, profile, self.typeface, source)
 
     def preview(self, printer: str, payload: dict[str, Any]) -> bytes:
         """PNG of the ticket ``payload`` would print on ``printer`` (CPU-bound: use a thread)."""
@@ -258,7 +260,11 @@ class Services:
             for task in [*unfinished, *(t for t in self._tasks if t not in workers)]:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        interrupted = await asyncio.to_thread(self.store.recover_interrupted)
+        try:
+            interrupted = await asyncio.to_thread(self.store.recover_interrupted)
+        except StoreError as exc:  # e.g. a full disk: the next start recovers them
+            log.error("could not give back unfinished jobs (%s); the next start will", exc)
+            interrupted = []
         if interrupted:
             log.warning(
                 "%d job(s) stopped unfinished; %d of them had started printing and will print "

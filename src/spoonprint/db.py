@@ -7,6 +7,9 @@ power cut, not only a crash of the process. Memory: a bounded page cache per con
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +18,14 @@ from pathlib import Path
 from spoonprint.errors import StoreUnavailable
 
 DB_FILENAME = "spoonprint.db"
+#: The write-ahead log is folded back into the database (checkpointed) once it holds this
+#: many pages of 4 KiB, and cut back to JOURNAL_LIMIT bytes after: SQLite's defaults (1,000
+#: pages, never cut back) let it fill a 3 MB disk by itself after about 54 small orders, and
+#: a full log cannot be folded back without as much space again.
+CHECKPOINT_PAGES = 64
+JOURNAL_LIMIT = 512 * 1024
+#: Room to leave beyond what folding the log back takes, when a full disk is reported.
+SPARE_BYTES = 1024 * 1024
 #: Page cache of each connection, in KiB (SQLite's default: 2,000 KiB each). Orders are written
 #: at the right edge of each B-tree and read through indexes, so a few hundred hot pages serve
 #: the order path; beyond them the default only held older pages already in the OS's file
@@ -118,6 +129,8 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        conn.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
+        conn.execute(f"PRAGMA journal_size_limit={JOURNAL_LIMIT}")
         migrate(conn)
     except sqlite3.OperationalError as exc:
         raise StoreUnavailable(f"cannot open database {path}: {exc}") from exc
@@ -147,7 +160,7 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
-        raise StoreUnavailable(f"job store cannot write: {exc}") from exc
+        raise cannot_write(conn, exc) from exc
     try:
         yield conn
         conn.execute("COMMIT")
@@ -155,5 +168,29 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         if isinstance(exc, sqlite3.OperationalError):
-            raise StoreUnavailable(f"job store cannot write: {exc}") from exc
+            raise cannot_write(conn, exc) from exc
         raise
+
+
+def cannot_write(conn: sqlite3.Connection, exc: sqlite3.OperationalError) -> StoreUnavailable:
+    """The error for a write the database refused; for a full disk, with how much space to
+    free (the log folded back into the database may need as much again as it holds), after
+    trying to fold it back at once."""
+    if exc.sqlite_errorcode != sqlite3.SQLITE_FULL:
+        return StoreUnavailable(f"job store cannot write: {exc}")
+    with contextlib.suppress(sqlite3.Error):
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    path = Path(conn.execute("PRAGMA database_list").fetchone()[2])
+    try:
+        wal = os.stat(f"{path}-wal").st_size
+    except OSError:
+        wal = 0
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = 0
+    needed = max(wal + SPARE_BYTES - free, SPARE_BYTES)
+    return StoreUnavailable(
+        f"job store cannot write: the disk holding {path.parent} is full "
+        f"({free // 1024} KB free): free at least {-(-needed // (1024 * 1024))} MB there"
+    )

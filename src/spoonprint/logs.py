@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import sys
+import time
 import unicodedata
 from pathlib import Path
 
@@ -25,6 +27,31 @@ def escape_controls(text: str) -> str:
     )
 
 
+class LogFile(logging.handlers.RotatingFileHandler):
+    """A rotating log file that, when it cannot be written (a full disk), says so on stderr
+    once a minute, not with a traceback for every line as logging does: the server goes on
+    (refusing orders it cannot store with a 503) and its console stays readable."""
+
+    #: Seconds between two reports of the same trouble.
+    report_every = 60.0
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8")
+        self._reported_at = -self.report_every
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        now = time.monotonic()
+        if now - self._reported_at < self.report_every:
+            return
+        self._reported_at = now
+        error = sys.exc_info()[1]
+        sys.stderr.write(
+            f"{time.strftime('%Y-%m-%d %H:%M:%S')} WARNING spoonprint.logs: cannot write "
+            f"{self.baseFilename} ({error}); its lines are lost until it can be written "
+            f"(said at most once every {self.report_every:g} s)\n"
+        )
+
+
 class SafeFormatter(logging.Formatter):
     """Escapes unsafe characters in the message, whatever put them into its arguments; the
     traceback of an exception keeps its own lines."""
@@ -40,9 +67,7 @@ def setup_logging(data_dir: Path, level: str = "info") -> Path:
     log_dir.mkdir(parents=True, exist_ok=True)
     path = log_dir / LOG_FILE
     formatter = SafeFormatter(FORMAT)
-    file_handler = logging.handlers.RotatingFileHandler(
-        path, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8"
-    )
+    file_handler = LogFile(path)
     console = logging.StreamHandler()
     root = logging.getLogger()
     for handler in list(root.handlers):

@@ -43,6 +43,7 @@ from spoonprint.errors import (
     PrinterOffline,
     PrinterTimeout,
     StoreError,
+    StoreUnavailable,
 )
 from spoonprint.queue.store import JobStore
 from spoonprint.render.loader import Renderer
@@ -351,6 +352,9 @@ class PrinterWorker:
             self._wake.clear()
             try:
                 await self._step()
+            except StoreUnavailable as exc:  # a full disk: said in one line, not a traceback
+                log.error("printer %s: %s; will try again", self.name, exc)
+                await self._pause(self.retry.delay(1))
             except StoreError:
                 log.exception("printer %s: job store error; will try again", self.name)
                 await self._pause(self.retry.delay(1))

@@ -42,6 +42,7 @@ from spoonprint.http.schemas import (
     StatusOut,
     TestPrintRequest,
 )
+from spoonprint.http.strict_json import StrictJsonRoute
 from spoonprint.security.keys import Identity
 
 #: Job ids are SQLite integers: anything larger cannot exist (and must not reach the driver).
@@ -188,7 +189,7 @@ def _public_routes() -> APIRouter:
 
 
 def _private_routes(app: FastAPI) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(route_class=StrictJsonRoute)
 
     add_print_route(router)
 

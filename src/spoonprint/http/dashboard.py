@@ -46,6 +46,7 @@ from spoonprint.http.session import (
     Session,
     Sessions,
 )
+from spoonprint.http.strict_json import StrictJsonRoute
 from spoonprint.queue.history import JobHistory
 from spoonprint.render.loader import preview_png
 from spoonprint.security.clients import parse_address
@@ -405,7 +406,12 @@ def dashboard_routes() -> APIRouter:
         finally:
             dashboard.close()
 
-    router = APIRouter(lifespan=lifespan, include_in_schema=False, tags=["dashboard"])
+    router = APIRouter(
+        lifespan=lifespan,
+        include_in_schema=False,
+        tags=["dashboard"],
+        route_class=StrictJsonRoute,
+    )
     _page_routes(router)
     _read_routes(router)
     _action_routes(router)

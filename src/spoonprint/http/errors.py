@@ -95,4 +95,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def _problem(error: Any) -> dict[str, Any]:
     location = [str(part) for part in error.get("loc", ()) if part != "body"]
-    return {"field": ".".join(location) or None, "message": error.get("msg", "")}
+    message = error.get("msg", "")
+    why = (error.get("ctx") or {}).get("error") if error.get("type") == "json_invalid" else None
+    if why and str(why) not in message:  # FastAPI's "JSON decode error" alone says not what
+        message = f"{message}: {why}"
+    return {"field": ".".join(location) or None, "message": message}

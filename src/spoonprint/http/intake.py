@@ -25,9 +25,12 @@ from spoonprint.http.auth import api_key_header, basic_auth, require_key
 from spoonprint.http.depends import require_json, services_of
 from spoonprint.http.errors import answer_error
 from spoonprint.http.schemas import AcceptedOut, PrintRequest
+from spoonprint.http.strict_json import duplicate_key
 from spoonprint.security.keys import Identity
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+#: Where serve_print leaves the order's JSON text for print_order (request.state).
+_SOURCE = "order_source"
 _IDEMPOTENCY_MAX = 128
 _idempotency_key = TypeAdapter(Annotated[str, StringConstraints(max_length=_IDEMPOTENCY_MAX)])
 
@@ -45,7 +48,7 @@ async def print_order(
     ``Idempotency-Key`` again answers 200 with the first job and prints nothing more."""
     services = services_of(request)
     printer = services.printer_name(order.printer)
-    payload = printable_payload(services, printer, order)
+    payload = printable_payload(services, printer, order, getattr(request.state, _SOURCE, ""))
     new = NewJob(
         printer,
         payload,
@@ -65,7 +68,10 @@ async def serve_print(request: Request) -> Response:
     """``POST /print``: FastAPI's checks, in its order, then :func:`print_order`."""
     identity = await require_key(request, await api_key_header(request), await basic_auth(request))
     await require_json(request)
-    order, idempotency_key = read_order(request.headers, await request.body())
+    body = await request.body()
+    order, idempotency_key = read_order(request.headers, body)
+    # Valid JSON, so UTF-8: lets the printability check look at all its characters at once.
+    setattr(request.state, _SOURCE, body.decode("utf-8", "replace"))
     # As FastAPI does: the endpoint may set the status and headers on this one.
     sub = Response()
     del sub.headers["content-length"]
@@ -119,16 +125,22 @@ def read_order(headers: Headers, body: bytes) -> tuple[PrintRequest, str | None]
             order = PrintRequest.model_validate_json(body)
         except ValidationError as exc:
             problems += _located(exc, "body")
+        else:
+            if (twice := duplicate_key(body)) is not None:
+                message = f"duplicate key {twice!r}"
+                problems.append({"type": "json_invalid", "loc": ("body",), "msg": message})
     if problems or order is None:
         raise RequestValidationError(problems, body=body)
     return order, key
 
 
-def printable_payload(services: Services, printer: str, order: PrintRequest) -> dict[str, Any]:
+def printable_payload(
+    services: Services, printer: str, order: PrintRequest, source: str = ""
+) -> dict[str, Any]:
     """The order's job payload, or :class:`RequestValidationError` (422) naming each field
-    that ``printer`` could not print."""
+    that ``printer`` could not print (``source``: the JSON text of the order, if known)."""
     payload = order.payload()
-    problems = services.unprintable(printer, payload)
+    problems = services.unprintable(printer, payload, source)
     if problems:
         raise RequestValidationError(
             [

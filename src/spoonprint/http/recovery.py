@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from spoonprint.app import Services
 from spoonprint.http.auth import require_admin
 from spoonprint.http.schemas import JobOut
+from spoonprint.http.strict_json import StrictJsonRoute
 
 
 class TriggerRequest(BaseModel):
@@ -46,7 +47,7 @@ def _services(request: Request) -> Services:
 
 
 def recovery_routes(require_json: Any) -> APIRouter:
-    router = APIRouter(tags=["recovery"])
+    router = APIRouter(tags=["recovery"], route_class=StrictJsonRoute)
 
     @router.get("/recovery/status", dependencies=[Depends(require_admin)])
     def recovery_status(request: Request) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from spoonprint.db import DB_FILENAME, connect, transaction
+from spoonprint.db import DB_FILENAME, cannot_write, connect, transaction
 from spoonprint.domain.job import (
     PENDING_STATES,
     Job,
@@ -23,7 +23,7 @@ from spoonprint.domain.job import (
     NewJob,
     can_transition,
 )
-from spoonprint.errors import InvalidTransition, JobNotFound, StoreError, StoreUnavailable
+from spoonprint.errors import InvalidTransition, JobNotFound, StoreError
 from spoonprint.queue.group_commit import GroupCommit, Settled
 
 log = logging.getLogger("spoonprint.jobs")
@@ -423,7 +423,7 @@ class SqliteJobStore:
             self._conn.execute("ROLLBACK TO enqueue_one")
             self._conn.execute("RELEASE enqueue_one")
             if isinstance(exc, sqlite3.OperationalError):
-                return StoreUnavailable(f"job store cannot write: {exc}")
+                return cannot_write(self._conn, exc)
             return exc
         self._conn.execute("RELEASE enqueue_one")
         return outcome

@@ -44,12 +44,12 @@ def preview_png(document: Document, profile: PrinterProfile, typeface: Typeface)
 
 
 def unprintable(
-    payload: Mapping[str, Any], profile: PrinterProfile, typeface: Typeface
+    payload: Mapping[str, Any], profile: PrinterProfile, typeface: Typeface, source: str = ""
 ) -> list[tuple[tuple[str | int, ...], str]]:
     """See :func:`spoonprint.render.printable.problems`."""
     from spoonprint.render import printable
 
-    return printable.problems(payload, profile, typeface)
+    return printable.problems(payload, profile, typeface, source)
 
 
 def warm_up(typeface: Typeface, profiles: Iterable[PrinterProfile]) -> None:

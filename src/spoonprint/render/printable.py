@@ -26,16 +26,23 @@ _NOT_DRAWN = frozenset({"created_at"})
 
 
 def problems(
-    payload: Mapping[str, Any], profile: PrinterProfile, typeface: Typeface
+    payload: Mapping[str, Any], profile: PrinterProfile, typeface: Typeface, source: str = ""
 ) -> list[tuple[Location, str]]:
-    """Each field of a job ``payload`` that could not be printed, and why (none: it prints)."""
-    found = []
+    """Each field of a job ``payload`` that could not be printed, and why (none: it prints).
+
+    ``source``: the JSON text the payload was read from, if at hand. When every character in
+    it was seen drawn before and it has no escapes, no field can hold anything else, and the
+    fields are not looked at one by one (walking them took as long as the rest of accepting
+    an order)."""
+    found: list[tuple[Location, str]] = []
+    receipt = payload.get("receipt")
+    qr = receipt.get("qr") if isinstance(receipt, Mapping) else None
+    if isinstance(qr, str) and (reason := _qr_problem(qr, profile.width_dots)) is not None:
+        found.append((("receipt", "qr"), reason))
+    if source and "\\" not in source and _drawn(typeface).issuperset(source):
+        return found
     for location, value in _strings(payload, ()):
-        if location[-1] == "qr":
-            reason = _qr_problem(value, profile.width_dots)
-        else:
-            reason = _text_problem(value, typeface)
-        if reason is not None:
+        if location[-1] != "qr" and (reason := _text_problem(value, typeface)) is not None:
             found.append((location, reason))
     return found
 
@@ -55,20 +62,24 @@ def _strings(value: Any, location: Location) -> Iterator[tuple[Location, str]]:
 def _text_problem(text: str, typeface: Typeface) -> str | None:
     if text.isascii() and text.isprintable():  # what almost every field is: always drawn
         return None
+    drawn = _drawn(typeface)
+    if drawn.issuperset(text):  # characters seen before: one pass in C, the usual case
+        return None
     # Line breaks are never drawn: text is laid out line by line.
-    for char in dict.fromkeys("".join(text.splitlines())):
-        if not _drawable(typeface, char):
+    for char in set("".join(text.splitlines())) - drawn:
+        try:
+            _glyph(typeface, char, 1, False)
+        except (RuntimeError, OSError, ValueError):  # e.g. "raqm_layout() failed"
             return f"the character U+{ord(char):04X} cannot be printed"
+        drawn.add(char)
     return None
 
 
-@lru_cache(maxsize=8192)
-def _drawable(typeface: Typeface, char: str) -> bool:
-    try:
-        _glyph(typeface, char, 1, False)
-    except (RuntimeError, OSError, ValueError):  # e.g. "raqm_layout() failed"
-        return False
-    return True
+@lru_cache(maxsize=8)
+def _drawn(typeface: Typeface) -> set[str]:
+    """Characters ``typeface`` was seen to draw (a few thousand at most in a shop's life;
+    adding to a set is atomic under the interpreter lock, so threads may share it)."""
+    return {"\n", *map(chr, range(0x20, 0x7F))}  # printable ASCII: all drawn, every font
 
 
 def _qr_problem(data: str, width: int) -> str | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spoonprint.logs import escape_controls
+from spoonprint.logs import LogFile, escape_controls
 
 SECURITY_LOG = "security.jsonl"
 
@@ -25,9 +25,7 @@ class SecurityLog:
         self._logger.setLevel(logging.INFO)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            handler = logging.handlers.RotatingFileHandler(
-                path, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8"
-            )
+            handler = LogFile(path)
             handler.setFormatter(logging.Formatter("%(message)s"))
             self._logger.addHandler(handler)
 
