@@ -4,6 +4,7 @@ responses. Clients bind to 127.0.0.2, 127.0.0.3 ... to act as other machines."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import socket
 import threading
@@ -263,3 +264,25 @@ def test_outsiders_cannot_use_up_the_shops_connections(make_server: ServerFactor
     finally:
         for sock in held:
             sock.close()
+
+
+def test_a_blocked_address_loses_the_connections_it_has_open(make_server: ServerFactory) -> None:
+    server = make_server([], **SHOP_ONLY, SPOONPRINT_SECURITY__BLOCK_AFTER="2")
+    kept = http.client.HTTPConnection(
+        "127.0.0.1", server.port, timeout=5, source_address=("127.0.0.2", 0)
+    )
+    try:
+        kept.request("GET", "/printers", headers={"X-API-Key": server.key})
+        first = kept.getresponse()
+        assert first.status == 200 and first.getheader("connection") != "close"
+        first.read()
+        for probe in ("/admin", "/.env"):  # on other connections: blocked
+            assert outside(server).get(probe).status_code == 404
+        started = time.monotonic()
+        with pytest.raises((http.client.HTTPException, OSError)):
+            kept.request("GET", "/printers", headers={"X-API-Key": server.key})
+            kept.getresponse()
+        assert time.monotonic() - started < 4  # closed by the block, not by keep-alive's 5 s
+    finally:
+        kept.close()
+    assert server.client().get("/printers").status_code == 200

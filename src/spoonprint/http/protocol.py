@@ -1,7 +1,8 @@
 """uvicorn's HTTP protocol with guards at the connection level, below the ASGI app:
 
 - a blocked address is told it is blocked a few times a minute, and past that disconnected as
-  soon as it connects (nothing else runs for it);
+  soon as it connects (nothing else runs for it); the connections it has open when it gets
+  blocked are closed;
 - bytes that are not HTTP at all (an SSH banner, garbage, a malformed request line) count as a
   strike against the sender, answered 400;
 - request headers must arrive within ``header_timeout`` seconds, so a client dribbling bytes
@@ -91,6 +92,14 @@ def guarded_protocol(guard: Guard, settings: SecuritySettings) -> type[Any]:
         settings.max_connections_allowlisted,
     )
     connections: ConnectionTable[Any] = ConnectionTable(limits, guard.allowlisted, is_proxy)
+
+    def close_blocked(ip: str) -> None:
+        # At once, even a keep-alive connection between requests; what was being written
+        # (the answer that earned the block) still goes out first.
+        for connection in connections.of(ip):
+            connection.transport.close()
+
+    guard.on_block.append(close_blocked)
 
     class GuardedProtocol(Base):
         _ip = "unknown"
