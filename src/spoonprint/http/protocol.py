@@ -94,10 +94,13 @@ def guarded_protocol(guard: Guard, settings: SecuritySettings) -> type[Any]:
     connections: ConnectionTable[Any] = ConnectionTable(limits, guard.allowlisted, is_proxy)
 
     def close_blocked(ip: str) -> None:
-        # At once, even a keep-alive connection between requests; what was being written
-        # (the answer that earned the block) still goes out first.
-        for connection in connections.of(ip):
-            connection.transport.close()
+        # Even a keep-alive connection between requests. Soon rather than now, so that the
+        # answer to the request that earned the block is written (and flushed by the close).
+        def close() -> None:
+            for connection in connections.of(ip):
+                connection.transport.close()
+
+        asyncio.get_running_loop().call_soon(close)
 
     guard.on_block.append(close_blocked)
 
