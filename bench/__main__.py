@@ -11,7 +11,9 @@ Benchmarks: latency (order to first byte vs CUPS ``lp`` and a direct socket), ac
 (durable orders a second vs ``lp`` submissions a second), render (ticket to printer bytes vs
 Pillow line by line), footprint (start-up and memory vs a bare FastAPI app), drain (backlog
 after an outage vs the printer's own speed), flood (order latency under scanner traffic vs
-quiet), sweep (cost against ticket size, queue depth and number of printers). Each is also a
+quiet), attacks (orders from the shop's address under slowloris, slow bodies and a connection
+flood; ``python -m bench.flood --attacks``), sweep (cost against ticket size, queue depth and
+number of printers). Each is also a
 module with its own options: ``python -m bench.NAME --help``.
 """
 
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import acceptance, drain, flood, footprint, harness, latency, render, sweep
+from bench import acceptance, attacks, drain, flood, footprint, harness, latency, render, sweep
 from bench.cups import PrivateCups, private_cups
 
 Cups = PrivateCups | None
@@ -71,6 +73,10 @@ def _flood(quick: bool, cups: Cups, skipped: str | None) -> dict[str, Any]:
     return flood.run(count, warmup, list(flood.DEFAULT_SOURCES), 10)
 
 
+def _attacks(quick: bool, cups: Cups, skipped: str | None) -> dict[str, Any]:
+    return attacks.run(6.0, 100, 10) if quick else attacks.run(25.0, 500, 10)
+
+
 def _sweep(quick: bool, cups: Cups, skipped: str | None) -> dict[str, Any]:
     return sweep.run(quick)
 
@@ -82,6 +88,7 @@ BENCHES: dict[str, Bench] = {
     "footprint": Bench(_footprint, footprint.print_report),
     "drain": Bench(_drain, drain.print_report),
     "flood": Bench(_flood, flood.print_report),
+    "attacks": Bench(_attacks, attacks.print_report, default=False),
     "sweep": Bench(_sweep, sweep.print_report, default=False),
 }
 

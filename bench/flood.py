@@ -30,6 +30,9 @@ server's log is searched for ERROR lines and tracebacks, which a flood must not 
 Everything goes to 127.0.0.1 only; every loop is bounded in count and time and stops by itself.
 
     python -m bench.flood [-n 500] [--sources 127.0.0.1,127.0.0.2,127.0.0.3] [--json] [--quick]
+
+``--attacks`` runs the connection attacks of :mod:`bench.attacks` instead (slowloris, slow
+bodies, a connection flood).
 """
 
 from __future__ import annotations
@@ -261,8 +264,11 @@ class Orders:
     accepted: int
 
 
-def legit_orders(server: RunningServer, count: int, warmup: int, max_seconds: float) -> Orders:
-    """``count`` orders one at a time (after ``warmup`` untimed ones), seconds to 202 each."""
+def legit_orders(
+    server: RunningServer, count: int, warmup: int, max_seconds: float, timed: bool = False
+) -> Orders:
+    """``count`` orders one at a time (after ``warmup`` untimed ones), seconds to 202 each.
+    ``timed``: ``max_seconds`` is the phase's length, not a limit whose reaching is an error."""
     port = int(server.url.rsplit(":", 1)[1])
     headers = {"X-API-Key": server.key, "Content-Type": "application/json"}
     client = http.client.HTTPConnection(SERVER_HOST, port, timeout=TIMEOUT)
@@ -272,7 +278,8 @@ def legit_orders(server: RunningServer, count: int, warmup: int, max_seconds: fl
     deadline = time.monotonic() + max_seconds
     for n in range(warmup + count):
         if time.monotonic() > deadline:
-            errors["phase time limit reached"] += count + warmup - n
+            if not timed:
+                errors["phase time limit reached"] += count + warmup - n
             break
         body = json.dumps({"text": f"{TEXT}\n#{n}"})
         start = time.perf_counter()
@@ -386,6 +393,17 @@ def print_report(result: dict[str, Any]) -> None:
     )
 
 
+def _attacks(args: argparse.Namespace) -> None:
+    from bench import attacks  # which uses this module's client
+
+    seconds, quiet = (6.0, 100) if args.quick else (args.seconds, 500)
+    result = attacks.run(seconds, quiet, args.nice)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        attacks.print_report(result)
+
+
 def _is_ipv4_loopback(address: str) -> bool:
     try:
         parsed = ipaddress.ip_address(address)
@@ -406,7 +424,16 @@ def main() -> None:
     parser.add_argument("--nice", type=int, default=10, help="niceness of the flood clients")
     parser.add_argument("--json", action="store_true", help="print one JSON record")
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument(
+        "--attacks",
+        action="store_true",
+        help="instead: slowloris, slow bodies and a connection flood (see bench.attacks)",
+    )
+    parser.add_argument("--seconds", type=float, default=25.0, help="length of each attack")
     args = parser.parse_args()
+    if args.attacks:
+        _attacks(args)
+        return
     sources = [source.strip() for source in args.sources.split(",") if source.strip()]
     if not sources or not all(_is_ipv4_loopback(source) for source in sources):
         parser.error("--sources: IPv4 loopback addresses (127.x.x.x) only")

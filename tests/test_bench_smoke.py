@@ -91,3 +91,13 @@ def test_unknown_benchmark_is_refused() -> None:
         timeout=LIMIT,
     )
     assert result.returncode == 2 and "unknown benchmark" in result.stderr
+
+
+def test_the_connection_attacks_run_quick() -> None:
+    result = bench("bench.flood", "--attacks", "--quick", "--json")
+    record = json.loads(result.stdout)
+    names = [attack["attack"] for attack in record["attacks"]]
+    assert names == ["slowloris", "slow bodies", "connection flood"]
+    for attack in record["attacks"]:
+        assert attack["under_attack"]["attempted"] > 0 and attack["rss_peak_mb"] > 0
+        assert attack["attacker_outcomes"], attack  # the attack ran and got answers

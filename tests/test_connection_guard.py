@@ -4,6 +4,7 @@ responses. Clients bind to 127.0.0.2, 127.0.0.3 ... to act as other machines."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import socket
 import threading
@@ -181,7 +182,7 @@ def test_slow_headers_are_408_and_strikes_an_idle_connection_is_neither(
 def post_head(server: Server, path: str, length: int) -> bytes:
     return (
         f"POST {path} HTTP/1.1\r\nHost: x\r\nX-API-Key: {server.key}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
     ).encode()
 
 
@@ -212,3 +213,77 @@ def test_a_body_sent_too_slowly_is_408_and_a_strike(make_server: ServerFactory) 
     assert [e["detail"] for e in strikes] == ["slow body"] * 2
     log = server.log.read_text(errors="replace")
     assert "ERROR" not in log and "Traceback" not in log, log[-3000:]
+
+
+# -- connection caps ----------------------------------------------------------------------
+
+
+def get_status(server: Server, source: str) -> tuple[int, dict[str, Any]]:
+    with connect(server, source) as sock:
+        sock.sendall(head())
+        return json_answer(read_all(sock))
+
+
+def test_one_address_cannot_hold_more_than_its_share(make_server: ServerFactory) -> None:
+    server = make_server([], **SHOP_ONLY, SPOONPRINT_SECURITY__MAX_CONNECTIONS_PER_ADDRESS="3")
+    held = [connect(server, "127.0.0.2") for _ in range(3)]
+    try:
+        status, body = get_status(server, "127.0.0.2")
+        assert status == 429 and body["error"] == "too many connections"
+        assert "at most 3 open connections from one address" in body["detail"]
+        assert get_status(server, "127.0.0.3")[0] == 200  # another address is not held up
+        assert server.client().post("/print", json={"text": "x"}).status_code == 202
+    finally:
+        for sock in held:
+            sock.close()
+    deadline = time.monotonic() + 5
+    while get_status(server, "127.0.0.2")[0] != 200:  # the server sees the closes soon
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_outsiders_cannot_use_up_the_shops_connections(make_server: ServerFactory) -> None:
+    server = make_server(
+        [],
+        **SHOP_ONLY,
+        SPOONPRINT_SECURITY__MAX_CONNECTIONS_PER_ADDRESS="2",
+        SPOONPRINT_SECURITY__MAX_CONNECTIONS_OUTSIDE="4",
+        SPOONPRINT_SECURITY__MAX_CONNECTIONS_ALLOWLISTED="3",
+    )
+    held = [connect(server, f"127.0.0.{n}") for n in (2, 2, 3, 3)]
+    try:
+        status, body = get_status(server, "127.0.0.4")
+        assert status == 503 and body["error"] == "server busy"
+        assert "outside the shop's network" in body["detail"]
+        for n in range(5):  # the shop's own orders go on, each on a new connection
+            order = server.client()
+            assert order.post("/print", json={"text": f"{n}"}).status_code == 202
+            order.close()
+        held += [connect(server, "127.0.0.1") for _ in range(3)]
+        status, body = get_status(server, "127.0.0.1")
+        assert status == 503 and "kept for the shop's own network" in body["detail"]
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_a_blocked_address_loses_the_connections_it_has_open(make_server: ServerFactory) -> None:
+    server = make_server([], **SHOP_ONLY, SPOONPRINT_SECURITY__BLOCK_AFTER="2")
+    kept = http.client.HTTPConnection(
+        "127.0.0.1", server.port, timeout=5, source_address=("127.0.0.2", 0)
+    )
+    try:
+        kept.request("GET", "/printers", headers={"X-API-Key": server.key})
+        first = kept.getresponse()
+        assert first.status == 200 and first.getheader("connection") != "close"
+        first.read()
+        for probe in ("/admin", "/.env"):  # on other connections: blocked
+            assert outside(server).get(probe).status_code == 404
+        started = time.monotonic()
+        with pytest.raises((http.client.HTTPException, OSError)):
+            kept.request("GET", "/printers", headers={"X-API-Key": server.key})
+            kept.getresponse()
+        assert time.monotonic() - started < 4  # closed by the block, not by keep-alive's 5 s
+    finally:
+        kept.close()
+    assert server.client().get("/printers").status_code == 200

@@ -83,6 +83,12 @@ class SecuritySettings(_Section):
     block_seconds: float = Field(300.0, gt=0)
     #: A client must send its request headers within this many seconds.
     header_timeout: Seconds = 10.0
+    #: Open connections one address outside allowed_networks may hold...
+    max_connections_per_address: int = Field(10, ge=1, le=10_000)
+    #: ...all those addresses together...
+    max_connections_outside: int = Field(150, ge=1, le=100_000)
+    #: ...and, apart from those, all addresses in allowed_networks together.
+    max_connections_allowlisted: int = Field(100, ge=1, le=100_000)
     #: A request's whole body must arrive within this many seconds of its headers.
     body_timeout: Seconds = 10.0
     #: Request line and headers together may be this many bytes (more: 431)...

@@ -82,7 +82,8 @@ def _serve(settings: Settings, listener: socket.socket) -> None:
         ws="none",
         # Short idle keep-alive: an internet-facing port should not hold idle sockets long.
         timeout_keep_alive=5,
-        limit_concurrency=200,
+        # No limit_concurrency: its 503 is plain text and counts everyone together, so one
+        # address could use it all up. The protocol caps connections per address instead.
         server_header=False,
         # X-Forwarded-For is the guard's business, believed only from `trusted_proxies`;
         # uvicorn's own handling would believe it from 127.0.0.1 whatever the config says.

@@ -61,10 +61,9 @@ class GuardMiddleware:
         if reason is None and not self.known_path(path):
             reason = "unknown path"
         if reason is not None:
-            await _answer(send, 404, "not found", None)
-            # After the answer: the strike that blocks may close this connection.
             if not never:
                 self.guard.strike(ip, method, path, reason)
+            await _answer(send, 404, "not found", None)
             return
         retry = None if allowlisted else self.guard.retry_after(ip)
         if retry is not None:

@@ -1,12 +1,15 @@
 """uvicorn's HTTP protocol with guards at the connection level, below the ASGI app:
 
 - a blocked address is told it is blocked a few times a minute, and past that disconnected as
-  soon as it connects (nothing else runs for it);
+  soon as it connects (nothing else runs for it); the connections it has open when it gets
+  blocked are closed;
 - bytes that are not HTTP at all (an SSH banner, garbage, a malformed request line) count as a
   strike against the sender, answered 400;
 - request headers must arrive within ``header_timeout`` seconds, so a client dribbling bytes
   cannot hold a connection open (uvicorn itself times out only idle keep-alive connections):
   a strike, answered 408 (a connection that sent nothing at all is only closed);
+- each address has a cap on open connections, within a pool for the shop's own network and
+  one for everyone else (:mod:`spoonprint.security.connections`), answered 429 or 503;
 - the request line and headers may be ``max_header_bytes`` long and hold ``max_headers``
   headers (httptools itself has no limit: it buffers a header as long as it keeps coming).
 
@@ -23,6 +26,7 @@ from typing import Any
 from spoonprint.config import SecuritySettings
 from spoonprint.errors import SpoonprintError
 from spoonprint.security.clients import parse_address, within
+from spoonprint.security.connections import DROP, ConnectionLimits, ConnectionTable, Refusal
 from spoonprint.security.guard import Guard
 
 #: Seconds a refused connection is still read from (and the bytes dropped) after its answer,
@@ -79,7 +83,29 @@ def guarded_protocol(guard: Guard, settings: SecuritySettings) -> type[Any]:
         f"the request line and headers must arrive within {header_timeout:g} s",
     )
 
+    def is_proxy(ip: str) -> bool:
+        return within(parse_address(ip), guard.policy.trusted_proxies)
+
+    limits = ConnectionLimits(
+        settings.max_connections_per_address,
+        settings.max_connections_outside,
+        settings.max_connections_allowlisted,
+    )
+    connections: ConnectionTable[Any] = ConnectionTable(limits, guard.allowlisted, is_proxy)
+
+    def close_blocked(ip: str) -> None:
+        # Even a keep-alive connection between requests. Soon rather than now, so that the
+        # answer to the request that earned the block is written (and flushed by the close).
+        def close() -> None:
+            for connection in connections.of(ip):
+                connection.transport.close()
+
+        asyncio.get_running_loop().call_soon(close)
+
+    guard.on_block.append(close_blocked)
+
     class GuardedProtocol(Base):
+        _ip = "unknown"
         _header_timer: asyncio.TimerHandle | None = None
         #: Reading a request's line and headers (not its body): bytes and headers so far.
         _in_head = True
@@ -92,16 +118,21 @@ def guarded_protocol(guard: Guard, settings: SecuritySettings) -> type[Any]:
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            ip = self.client[0] if self.client else None
+            self._ip = ip = self.client[0] if self.client else "unknown"
             # Behind a trusted proxy the real client is only known from its header (later).
-            trusted_proxy = within(parse_address(ip or ""), guard.policy.trusted_proxies)
             # A blocked address within its few answers a minute goes on, to be answered 403
             # by the guard middleware, saying why.
-            blocked = ip is not None and not trusted_proxy and guard.blocked(ip)
-            if blocked and not guard.may_answer_blocked(ip or ""):
+            if not is_proxy(ip) and guard.blocked(ip) and not guard.may_answer_blocked(ip):
                 transport.abort()
                 return
-            self._arm_header_timer()
+            admission = connections.admit(ip, self)
+            if admission == DROP:
+                transport.abort()
+            elif isinstance(admission, Refusal):
+                retry = (("retry-after", str(admission.retry_after)),)
+                self._refuse(refusal(admission.status, admission.error, admission.detail, retry))
+            else:
+                self._arm_header_timer()
 
         def data_received(self, data: bytes) -> None:
             # uvicorn's own, with the head's size counted as it comes and JSON refusals.
@@ -157,6 +188,7 @@ def guarded_protocol(guard: Guard, settings: SecuritySettings) -> type[Any]:
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm_header_timer()
+            connections.release(self._ip, self)
             super().connection_lost(exc)
 
         def _unsupported_upgrade_warning(self) -> None:
@@ -205,10 +237,9 @@ def guarded_protocol(guard: Guard, settings: SecuritySettings) -> type[Any]:
         def _strike(self, reason: str) -> None:
             """A strike against the peer, unless it is a trusted proxy (which speaks for
             others: the guard middleware judges those by their forwarded address)."""
-            ip = self.client[0] if self.client else "unknown"
-            if within(parse_address(ip), guard.policy.trusted_proxies):
-                guard.events.record(ip, "-", "-", "proxy_strike", reason)
+            if is_proxy(self._ip):
+                guard.events.record(self._ip, "-", "-", "proxy_strike", reason)
             else:
-                guard.strike(ip, "-", "-", reason)
+                guard.strike(self._ip, "-", "-", reason)
 
     return GuardedProtocol

@@ -108,6 +108,8 @@ class Guard:
         self._blocked = {b.ip: b.until for b in blocks.active(clock())}
         self._rate_limit: tuple[RateLimitItem, MovingWindowRateLimiter] | None = None
         self._block_answers: dict[str, tuple[float, int]] = {}
+        #: Called with each address as it gets blocked (the server closes its connections).
+        self.on_block: list[Callable[[str], None]] = []
 
     def allowlisted(self, ip: str) -> bool:
         return within(parse_address(ip), self.policy.allowed_networks)
@@ -194,6 +196,8 @@ class Guard:
             self.policy.block_after,
             reason,
         )
+        for listener in self.on_block:
+            listener(ip)
 
     def unblock(self, ip: str) -> bool:
         self._blocked.pop(ip, None)
