@@ -18,6 +18,8 @@ from spoonprint.emulator.virtual_printer import PrinterMode, VirtualPrinterThrea
 from .conftest import Server, ServerFactory, run_spoonprint
 from .test_dashboard import sign_in
 
+JSON = {"Content-Type": "application/json"}
+
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\t \n"])
 def test_empty_text_is_refused_naming_the_field(
@@ -245,3 +247,67 @@ def test_reprint_banner_shows_when_the_first_job_of_the_chain_was_ordered(
         assert "roast goose" in ticket.text
         assert _ordered(ordered_at) in ticket.text, ticket.text
         assert _ordered(time.time()) not in ticket.text
+
+
+def _order(price: str, total: str = '"105.60"') -> bytes:
+    """A receipt as the shop's site would send it, amounts written into the JSON text as is."""
+    return (
+        '{"receipt": {"order_no": "A-1", "currency": "HK$", "items": [{"name": "BBQ Pork Rice",'
+        f' "qty": 2, "price": {price}}}], "total": {total}}}}}'
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("price", "total", "printed"),
+    [
+        ('"96.00"', '"105.60"', ["HK$96.00", "HK$105.60"]),
+        ("96.5", "105.6", ["HK$96.50", "HK$105.60"]),  # numbers print with cents
+        ("96", "1.05e2", ["HK$96.00", "HK$105.00"]),
+        ("0.1234", "-3", ["HK$0.1234", "HK$-3.00"]),
+    ],
+)
+def test_amounts_may_be_json_numbers_taken_exactly(
+    server: Server, printer: VirtualPrinterThread, price: str, total: str, printed: list[str]
+) -> None:
+    client = server.client()
+    body = _order(price, total)
+    preview = client.post("/preview", content=body, headers=JSON)
+    assert preview.status_code == 200, preview.text
+    answer = client.post("/print", content=body, headers=JSON)
+    assert answer.status_code == 202, answer.text
+    (ticket,) = printer.wait_for_tickets(1, timeout=10)
+    for amount in printed:
+        assert amount in ticket.text, ticket.text
+
+
+@pytest.mark.parametrize(
+    ("price", "message"),
+    [
+        # As a float this would be 48.5: read from the text, it has 17 decimal places.
+        ("48.50000000000000001", "at most 4 decimal places"),
+        ("1e400", "at most 9 digits before the decimal point"),
+        ("1234567890", "at most 9 digits before the decimal point"),
+        ("true", 'a decimal string such as "96.00", or a JSON number'),
+        ('"48.5.0"', 'a decimal string such as "96.00", or a JSON number'),
+    ],
+)
+def test_an_amount_that_cannot_print_exactly_is_refused_saying_why(
+    server: Server, price: str, message: str
+) -> None:
+    client = server.client()
+    for route in ("/print", "/preview"):
+        answer = client.post(route, content=_order(price), headers=JSON)
+        assert answer.status_code == 422, answer.text
+        (problem,) = answer.json()["detail"]
+        assert problem["field"] == "receipt.items.0.price"
+        assert message in problem["message"], problem
+    assert client.get("/queue").json() == []
+
+
+def test_price_is_documented_as_the_line_total(server: Server) -> None:
+    spec = server.client().get("/openapi.json").json()
+    price = spec["components"]["schemas"]["Item"]["properties"]["price"]
+    assert price["description"].startswith("The line's total")
+    assert spec["paths"]["/preview"]["post"]["requestBody"]["content"]["application/json"][
+        "schema"
+    ] == {"$ref": "#/components/schemas/PrintRequest"}

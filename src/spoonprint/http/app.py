@@ -26,7 +26,7 @@ from spoonprint.http.dashboard import dashboard_routes
 from spoonprint.http.depends import require_json, services_of
 from spoonprint.http.errors import install_error_handlers
 from spoonprint.http.guard import GuardMiddleware
-from spoonprint.http.intake import IntakeMiddleware, add_print_route
+from spoonprint.http.intake import IntakeMiddleware, add_print_route, read_order
 from spoonprint.http.limits import BodySizeLimitMiddleware
 from spoonprint.http.ops_routes import ops_routes
 from spoonprint.http.recovery import recovery_routes
@@ -35,7 +35,6 @@ from spoonprint.http.schemas import (
     ErrorOut,
     JobOut,
     PrinterOut,
-    PrintRequest,
     PublicPrinterOut,
     StatusOut,
     TestPrintRequest,
@@ -47,6 +46,12 @@ JobId = Annotated[int, FastApiPath(ge=1, le=2**63 - 1)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)
+}
+
+
+_ORDER_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PrintRequest"}}},
 }
 
 
@@ -189,10 +194,13 @@ def _private_routes(app: FastAPI) -> APIRouter:
         tags=["jobs"],
         response_class=Response,
         responses={200: {"content": {"image/png": {}}, "description": "The ticket as PNG"}},
+        # Read as POST /print reads it (amounts sent as numbers exact), not by FastAPI.
+        openapi_extra={"requestBody": _ORDER_BODY},
     )
-    async def preview(order: PrintRequest, request: Request) -> Response:
+    async def preview(request: Request) -> Response:
         """The ticket this order would print, as a PNG image, for the printer named (or the
         default printer): its paper width and style. Nothing is printed or stored."""
+        order, _ = read_order(request.headers, await request.body())
         services = services_of(request)
         printer = services.printer_name(order.printer)
         png = await asyncio.to_thread(services.preview, printer, order.payload())
