@@ -47,10 +47,11 @@ def test_receipt_style_has_prices_totals_footer_and_qr() -> None:
 def test_kitchen_style_is_big_and_has_no_prices() -> None:
     lines = layout(compose(Receipt.model_validate(EXAMPLE), Style.KITCHEN), 48)
     text = lines_text(lines)
-    assert "#A-1023 T12" in text and "DINE-IN" in text and "叉燒飯" in text
+    assert "TABLE 12" in text and "#A-1023" in text and "DINE-IN" in text and "叉燒飯" in text
     assert "$" not in text and "QR" not in text
     big = [line.text.strip() for line in lines if getattr(line, "scale", 1) == 2]
-    assert "#A-1023 T12" in big and "2 x BBQ Pork Rice" in big and "+ 少甜" in big
+    assert "#A-1023" in big and "2 x BBQ Pork Rice" in big and "+ 少甜" in big
+    assert "!! no spring onion" in big  # the note as large as the items, and marked
 
 
 def test_plain_text_payload_still_works() -> None:
