@@ -131,6 +131,12 @@ def test_status_tells_version_and_uptime_only_to_a_key_or_the_shop(
     # What a monitor needs is still there for anyone.
     assert stranger["status"] == "ok" and [p["name"] for p in stranger["printers"]] == ["kitchen"]
     assert _get_status(server, "127.0.0.2", "sp_wrong_key_wrong_key")["version"] is None
+    # A wrong key is a strike here too, as on every route: /status is no free key tester.
+    log = (server.data_dir / "logs" / "security.jsonl").read_text(encoding="utf-8")
+    strikes = [json.loads(line) for line in log.splitlines() if '"strike"' in line]
+    assert [(e["ip"], e["path"], e["detail"]) for e in strikes] == [
+        ("127.0.0.2", "/status", "wrong API key")
+    ]
     keyed = _get_status(server, "127.0.0.2", server.key)
     assert keyed["version"] == __version__ and keyed["uptime_seconds"] > 0
 

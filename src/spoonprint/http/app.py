@@ -175,7 +175,11 @@ def _public_routes() -> APIRouter:
             request.client.host if request.client else ""
         )
         presented = key or (basic.password if basic else None)
-        if services.guard.allowlisted(ip) or services.auth.identify(presented) is not None:
+        known = presented is not None and services.auth.identify(presented) is not None
+        if presented is not None and not known:
+            # Answered 200 whatever the key: without a strike, a way to try keys for free.
+            services.guard.strike(ip, request.method, "/status", "wrong API key")
+        if known or services.guard.allowlisted(ip):
             answer.version = services.version
             answer.uptime_seconds = round(datetime.now().timestamp() - services.started_at, 3)
         return answer
