@@ -317,3 +317,13 @@ def test_price_is_documented_as_the_line_total(server: Server) -> None:
     assert spec["paths"]["/preview"]["post"]["requestBody"]["content"]["application/json"][
         "schema"
     ] == {"$ref": "#/components/schemas/PrintRequest"}
+
+
+def test_cli_preview_reads_amounts_as_the_server_does(tmp_path: Path) -> None:
+    (tmp_path / "order.json").write_bytes(_order("96.5"))
+    result = run_spoonprint(tmp_path, "preview", "order.json", "-o", "ticket.png")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "ticket.png").read_bytes().startswith(b"\x89PNG")
+    (tmp_path / "order.json").write_bytes(_order("48.50000000000000001"))
+    result = run_spoonprint(tmp_path, "preview", "order.json", "-o", "ticket.png")
+    assert result.returncode == 1 and "at most 4 decimal places" in result.stderr

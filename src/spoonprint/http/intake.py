@@ -11,8 +11,6 @@ same checks in the same order as FastAPI would (key -> 401, media type -> 415, h
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
@@ -22,11 +20,10 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spoonprint.domain.job import NewJob
-from spoonprint.domain.receipt import AMOUNT_AS_FLOAT
 from spoonprint.http.auth import api_key_header, basic_auth, require_key
 from spoonprint.http.depends import require_json, services_of
 from spoonprint.http.errors import answer_error
-from spoonprint.http.schemas import AcceptedOut, PrintRequest
+from spoonprint.http.schemas import AcceptedOut, PrintRequest, parse_order
 from spoonprint.security.keys import Identity
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -123,23 +120,6 @@ def read_order(headers: Headers, body: bytes) -> tuple[PrintRequest, str | None]
     if problems or order is None:
         raise RequestValidationError(problems, body=body)
     return order, key
-
-
-def parse_order(body: bytes) -> PrintRequest:
-    """The order in ``body`` (JSON), its amounts exact. pydantic's JSON parser, the fast one,
-    makes a JSON number a float, which may have lost digits: an order with an amount sent as a
-    number is read again with numbers as decimals, from their text."""
-    try:
-        return PrintRequest.model_validate_json(body)
-    except ValidationError as exc:
-        if all(error["type"] != AMOUNT_AS_FLOAT for error in exc.errors()):
-            raise
-        first = exc
-    try:
-        data = json.loads(body, parse_float=Decimal)
-    except ValueError:  # beyond what the standard parser takes (e.g. an int of 5,000 digits)
-        raise first from None
-    return PrintRequest.model_validate(data)
 
 
 def _located(exc: ValidationError, *prefix: str) -> list[Any]:
