@@ -47,7 +47,7 @@ def test_receipt_and_copies(server: Server, printer: VirtualPrinterThread) -> No
     receipt = {
         "title": "HK Savor Spoon",
         "order_no": "A-1023",
-        "items": [{"name": "BBQ Pork Rice", "qty": 2, "price": "48.00"}],
+        "items": [{"name": "BBQ Pork Rice", "qty": 2, "price": "96.00"}],
     }
     answer = server.client().post("/print", json={"receipt": receipt, "copies": 2})
     assert answer.status_code == 202

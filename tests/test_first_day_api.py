@@ -18,6 +18,8 @@ from spoonprint.emulator.virtual_printer import PrinterMode, VirtualPrinterThrea
 from .conftest import Server, ServerFactory, run_spoonprint
 from .test_dashboard import sign_in
 
+JSON = {"Content-Type": "application/json"}
+
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\t \n"])
 def test_empty_text_is_refused_naming_the_field(
@@ -129,6 +131,12 @@ def test_status_tells_version_and_uptime_only_to_a_key_or_the_shop(
     # What a monitor needs is still there for anyone.
     assert stranger["status"] == "ok" and [p["name"] for p in stranger["printers"]] == ["kitchen"]
     assert _get_status(server, "127.0.0.2", "sp_wrong_key_wrong_key")["version"] is None
+    # A wrong key is a strike here too, as on every route: /status is no free key tester.
+    log = (server.data_dir / "logs" / "security.jsonl").read_text(encoding="utf-8")
+    strikes = [json.loads(line) for line in log.splitlines() if '"strike"' in line]
+    assert [(e["ip"], e["path"], e["detail"]) for e in strikes] == [
+        ("127.0.0.2", "/status", "wrong API key")
+    ]
     keyed = _get_status(server, "127.0.0.2", server.key)
     assert keyed["version"] == __version__ and keyed["uptime_seconds"] > 0
 
@@ -245,3 +253,77 @@ def test_reprint_banner_shows_when_the_first_job_of_the_chain_was_ordered(
         assert "roast goose" in ticket.text
         assert _ordered(ordered_at) in ticket.text, ticket.text
         assert _ordered(time.time()) not in ticket.text
+
+
+def _order(price: str, total: str = '"105.60"') -> bytes:
+    """A receipt as the shop's site would send it, amounts written into the JSON text as is."""
+    return (
+        '{"receipt": {"order_no": "A-1", "currency": "HK$", "items": [{"name": "BBQ Pork Rice",'
+        f' "qty": 2, "price": {price}}}], "total": {total}}}}}'
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("price", "total", "printed"),
+    [
+        ('"96.00"', '"105.60"', ["HK$96.00", "HK$105.60"]),
+        ("96.5", "105.6", ["HK$96.50", "HK$105.60"]),  # numbers print with cents
+        ("96", "1.05e2", ["HK$96.00", "HK$105.00"]),
+        ("0.1234", "-3", ["HK$0.1234", "HK$-3.00"]),
+    ],
+)
+def test_amounts_may_be_json_numbers_taken_exactly(
+    server: Server, printer: VirtualPrinterThread, price: str, total: str, printed: list[str]
+) -> None:
+    client = server.client()
+    body = _order(price, total)
+    preview = client.post("/preview", content=body, headers=JSON)
+    assert preview.status_code == 200, preview.text
+    answer = client.post("/print", content=body, headers=JSON)
+    assert answer.status_code == 202, answer.text
+    (ticket,) = printer.wait_for_tickets(1, timeout=10)
+    for amount in printed:
+        assert amount in ticket.text, ticket.text
+
+
+@pytest.mark.parametrize(
+    ("price", "message"),
+    [
+        # As a float this would be 48.5: read from the text, it has 17 decimal places.
+        ("48.50000000000000001", "at most 4 decimal places"),
+        ("1e400", "at most 9 digits before the decimal point"),
+        ("1234567890", "at most 9 digits before the decimal point"),
+        ("true", 'a decimal string such as "96.00", or a JSON number'),
+        ('"48.5.0"', 'a decimal string such as "96.00", or a JSON number'),
+    ],
+)
+def test_an_amount_that_cannot_print_exactly_is_refused_saying_why(
+    server: Server, price: str, message: str
+) -> None:
+    client = server.client()
+    for route in ("/print", "/preview"):
+        answer = client.post(route, content=_order(price), headers=JSON)
+        assert answer.status_code == 422, answer.text
+        (problem,) = answer.json()["detail"]
+        assert problem["field"] == "receipt.items.0.price"
+        assert message in problem["message"], problem
+    assert client.get("/queue").json() == []
+
+
+def test_price_is_documented_as_the_line_total(server: Server) -> None:
+    spec = server.client().get("/openapi.json").json()
+    price = spec["components"]["schemas"]["Item"]["properties"]["price"]
+    assert price["description"].startswith("The line's total")
+    assert spec["paths"]["/preview"]["post"]["requestBody"]["content"]["application/json"][
+        "schema"
+    ] == {"$ref": "#/components/schemas/PrintRequest"}
+
+
+def test_cli_preview_reads_amounts_as_the_server_does(tmp_path: Path) -> None:
+    (tmp_path / "order.json").write_bytes(_order("96.5"))
+    result = run_spoonprint(tmp_path, "preview", "order.json", "-o", "ticket.png")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "ticket.png").read_bytes().startswith(b"\x89PNG")
+    (tmp_path / "order.json").write_bytes(_order("48.50000000000000001"))
+    result = run_spoonprint(tmp_path, "preview", "order.json", "-o", "ticket.png")
+    assert result.returncode == 1 and "at most 4 decimal places" in result.stderr

@@ -144,7 +144,7 @@ def test_a_note_with_line_breaks_prints_on_two_lines(
     assert job["state"] == "printed", job
     ticket = big5_printer.wait_for_tickets(1, 10)[0].text
     lines = [line.strip() for line in ticket.splitlines()]
-    assert "! 走冰" in lines and "少甜" in lines, ticket
+    assert "!! 走冰" in lines and "少甜" in lines, ticket
 
 
 def test_a_qr_code_too_big_for_the_paper_is_refused_naming_the_field(

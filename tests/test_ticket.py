@@ -12,7 +12,7 @@ from spoonprint.render.layout import layout, lines_text
 
 def test_example_is_valid_and_amounts_stay_strings() -> None:
     receipt = Receipt.model_validate(EXAMPLE)
-    assert receipt.total == "105.60" and receipt.items[0].price == "48.00"
+    assert receipt.total == "105.60" and receipt.items[0].price == "96.00"
 
 
 @pytest.mark.parametrize(
@@ -38,7 +38,7 @@ def test_invalid_receipts_name_the_field(
 
 def test_receipt_style_has_prices_totals_footer_and_qr() -> None:
     text = lines_text(layout(compose(Receipt.model_validate(EXAMPLE), Style.RECEIPT), 48))
-    for expected in ("HK Savor Spoon", "BBQ Pork Rice 叉燒飯", "HK$48.00", "少甜", "走冰",
+    for expected in ("HK Savor Spoon", "BBQ Pork Rice 叉燒飯", "HK$96.00", "少甜", "走冰",
                      "no spring onion", "HK$105.60", "paid online", "多謝光臨 Thank you",
                      "[QR https://example.com/o/A-1023]"):  # fmt: skip
         assert expected in text
@@ -47,10 +47,11 @@ def test_receipt_style_has_prices_totals_footer_and_qr() -> None:
 def test_kitchen_style_is_big_and_has_no_prices() -> None:
     lines = layout(compose(Receipt.model_validate(EXAMPLE), Style.KITCHEN), 48)
     text = lines_text(lines)
-    assert "#A-1023 T12" in text and "DINE-IN" in text and "叉燒飯" in text
+    assert "TABLE 12" in text and "#A-1023" in text and "DINE-IN" in text and "叉燒飯" in text
     assert "$" not in text and "QR" not in text
     big = [line.text.strip() for line in lines if getattr(line, "scale", 1) == 2]
-    assert "#A-1023 T12" in big and "2 x BBQ Pork Rice" in big and "+ 少甜" in big
+    assert "#A-1023" in big and "2 x BBQ Pork Rice" in big and "+ 少甜" in big
+    assert "!! no spring onion" in big  # the note as large as the items, and marked
 
 
 def test_plain_text_payload_still_works() -> None:

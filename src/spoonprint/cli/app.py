@@ -224,13 +224,13 @@ def preview(
 
     from spoonprint.config import PrinterConfig
     from spoonprint.domain.ticket import document_for
-    from spoonprint.http.schemas import PrintRequest
+    from spoonprint.http.schemas import parse_order
     from spoonprint.render.base import preview_png
     from spoonprint.render.fonts import find_typeface
 
     settings = settings_from(config)
     try:
-        request = PrintRequest.model_validate_json(order.read_bytes())
+        request = parse_order(order.read_bytes())  # as the server reads it
         typeface = find_typeface(settings.render.font, settings.render.font_index)
     except (OSError, ValidationError, ConfigError) as exc:
         err.print(f"[red]{exc}[/red]")

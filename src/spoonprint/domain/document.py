@@ -64,8 +64,8 @@ class Document:
     banners: tuple[str, ...] = ()
 
 
-def text_document(text: str) -> Document:
-    return Document(tuple(Text(line) for line in text.splitlines() or [""]))
+def text_document(text: str, *, bold: bool = False, scale: int = 1) -> Document:
+    return Document(tuple(Text(line, bold, scale=scale) for line in text.splitlines() or [""]))
 
 
 def with_banner(document: Document, banner: str) -> Document:

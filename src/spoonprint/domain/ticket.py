@@ -1,9 +1,10 @@
 """From an order to a document, in the style a printer is set to (pure).
 
-- ``kitchen``: what the cooks need, big: order and table numbers large, items and options
-  prominent, notes; no prices.
+- ``kitchen``: what the cooks need, big: the table number largest, the order number, items
+  and options large, and notes as large as the items and marked ``!!`` (what a cook must not
+  miss); no prices. A plain-text order prints at the items' size too.
 - ``receipt``: what the customer keeps: shop title, items with aligned prices, totals,
-  payment, footer and QR code.
+  labelled payment, note and customer, footer and QR code.
 """
 
 from __future__ import annotations
@@ -31,10 +32,16 @@ class Style(StrEnum):
     RECEIPT = "receipt"
 
 
+#: The size of a kitchen ticket's items (double width and height): what a cook reads first.
+ITEM_SCALE = 2
+
+
 def document_for(payload: Mapping[str, Any], style: Style = Style.RECEIPT) -> Document:
     """The document a stored job payload describes."""
     if payload.get("receipt") is not None:
         return compose(Receipt.model_validate(payload["receipt"]), style)
+    if style is Style.KITCHEN:
+        return text_document(str(payload.get("text", "")), bold=True, scale=ITEM_SCALE)
     return text_document(str(payload.get("text", "")))
 
 
@@ -44,25 +51,26 @@ def compose(receipt: Receipt, style: Style) -> Document:
 
 
 def _kitchen(r: Receipt) -> Iterator[Block]:
-    heading = " ".join(part for part in (f"#{r.order_no}" if r.order_no else "", _table(r)) if part)
-    if heading:
-        yield Text(heading, bold=True, align=Align.CENTER, scale=2)
+    if r.table:  # where the dish goes: read across the pass
+        yield Text(f"TABLE {r.table}", bold=True, align=Align.CENTER, scale=ITEM_SCALE + 1)
+    if r.order_no:
+        yield Text(f"#{r.order_no}", bold=True, align=Align.CENTER, scale=ITEM_SCALE)
     if r.order_type:
         yield Text(r.order_type.upper(), bold=True, align=Align.CENTER)
     if r.created_at:
         yield Text(f"{r.created_at:%Y-%m-%d %H:%M}", align=Align.CENTER)
     yield Rule("=")
     for item in r.items:
-        yield Row(f"{item.qty} x", item.name, bold=True, scale=2)
+        yield Row(f"{item.qty} x", item.name, bold=True, scale=ITEM_SCALE)
         if item.name_zh:
-            yield Row(" " * len(f"{item.qty} x"), item.name_zh, bold=True, scale=2)
+            yield Row(" " * len(f"{item.qty} x"), item.name_zh, bold=True, scale=ITEM_SCALE)
         for option in item.options:
-            yield Text(_hanging("  + ", option), bold=True, scale=2)
-        if item.note:
-            yield Text(_hanging("  ! ", item.note), bold=True)
+            yield Text(_hanging("  + ", option), bold=True, scale=ITEM_SCALE)
+        if item.note:  # not indented: one line more often fits at this size
+            yield Text(_hanging("!! ", item.note), bold=True, scale=ITEM_SCALE)
         yield Rule()
     if r.notes:
-        yield Text(f"NOTE: {r.notes}", bold=True)
+        yield Text(f"!! NOTE: {r.notes}", bold=True, scale=ITEM_SCALE)
     yield from _customer(r)
 
 
@@ -86,9 +94,9 @@ def _receipt(r: Receipt) -> Iterator[Block]:
         if amount is not None:
             yield Row("", label, f"{r.currency}{amount}", bold=bold)
     if r.payment:
-        yield Text(r.payment)
+        yield Text(f"Payment: {r.payment}")
     if r.notes:
-        yield Text(r.notes)
+        yield Text(f"Note: {r.notes}")
     yield from _customer(r)
     if r.footer:
         yield Feed()
@@ -113,9 +121,14 @@ def _priced_item(item: Item, currency: str) -> Iterator[Block]:
 def _customer(r: Receipt) -> Iterator[Block]:
     if r.customer is None:
         return
-    for value in (r.customer.name, r.customer.phone, r.customer.address):
+    customer = r.customer
+    for label, value in (
+        ("Customer", customer.name),
+        ("Phone", customer.phone),
+        ("Address", customer.address),
+    ):
         if value:
-            yield Text(value)
+            yield Text(_hanging(f"{label}: ", value))
 
 
 def _hanging(prefix: str, text: str) -> str:

@@ -28,7 +28,12 @@ from spoonprint.http.depends import require_json, services_of
 from spoonprint.http.errors import install_error_handlers
 from spoonprint.http.guard import GuardMiddleware
 from spoonprint.http.headers import SecurityHeadersMiddleware
-from spoonprint.http.intake import IntakeMiddleware, add_print_route, printable_payload
+from spoonprint.http.intake import (
+    IntakeMiddleware,
+    add_print_route,
+    printable_payload,
+    read_order,
+)
 from spoonprint.http.limits import BodySizeLimitMiddleware
 from spoonprint.http.ops_routes import ops_routes
 from spoonprint.http.recovery import recovery_routes
@@ -37,7 +42,6 @@ from spoonprint.http.schemas import (
     ErrorOut,
     JobOut,
     PrinterOut,
-    PrintRequest,
     PublicPrinterOut,
     StatusOut,
     TestPrintRequest,
@@ -50,6 +54,12 @@ JobId = Annotated[int, FastApiPath(ge=1, le=2**63 - 1)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)
+}
+
+
+_ORDER_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PrintRequest"}}},
 }
 
 
@@ -180,7 +190,11 @@ def _public_routes() -> APIRouter:
             request.client.host if request.client else ""
         )
         presented = key or (basic.password if basic else None)
-        if services.guard.allowlisted(ip) or services.auth.identify(presented) is not None:
+        known = presented is not None and services.auth.identify(presented) is not None
+        if presented is not None and not known:
+            # Answered 200 whatever the key: without a strike, a way to try keys for free.
+            services.guard.strike(ip, request.method, "/status", "wrong API key")
+        if known or services.guard.allowlisted(ip):
             answer.version = services.version
             answer.uptime_seconds = round(datetime.now().timestamp() - services.started_at, 3)
         return answer
@@ -199,10 +213,13 @@ def _private_routes(app: FastAPI) -> APIRouter:
         tags=["jobs"],
         response_class=Response,
         responses={200: {"content": {"image/png": {}}, "description": "The ticket as PNG"}},
+        # Read as POST /print reads it (amounts sent as numbers exact), not by FastAPI.
+        openapi_extra={"requestBody": _ORDER_BODY},
     )
-    async def preview(order: PrintRequest, request: Request) -> Response:
+    async def preview(request: Request) -> Response:
         """The ticket this order would print, as a PNG image, for the printer named (or the
         default printer): its paper width and style. Nothing is printed or stored."""
+        order, _ = read_order(request.headers, await request.body())
         services = services_of(request)
         printer = services.printer_name(order.printer)
         payload = printable_payload(services, printer, order)

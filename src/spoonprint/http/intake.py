@@ -24,7 +24,7 @@ from spoonprint.domain.job import NewJob
 from spoonprint.http.auth import api_key_header, basic_auth, require_key
 from spoonprint.http.depends import require_json, services_of
 from spoonprint.http.errors import answer_error
-from spoonprint.http.schemas import AcceptedOut, PrintRequest
+from spoonprint.http.schemas import AcceptedOut, PrintRequest, parse_order
 from spoonprint.http.strict_json import duplicate_key
 from spoonprint.security.keys import Identity
 
@@ -122,7 +122,7 @@ def read_order(headers: Headers, body: bytes) -> tuple[PrintRequest, str | None]
         problems.append({"type": "missing", "loc": ("body",), "msg": "Field required"})
     else:
         try:
-            order = PrintRequest.model_validate_json(body)
+            order = parse_order(body)
         except ValidationError as exc:
             problems += _located(exc, "body")
         else:

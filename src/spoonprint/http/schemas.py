@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from spoonprint.domain.job import Job, JobEvent, JobState
-from spoonprint.domain.receipt import EXAMPLE, Receipt
+from spoonprint.domain.receipt import AMOUNT_AS_FLOAT, EXAMPLE, Receipt
 
 MAX_TEXT = 20_000
 
@@ -60,6 +69,23 @@ class PrintRequest(BaseModel):
         if self.receipt is not None:
             return {"receipt": self.receipt.model_dump(mode="json", exclude_defaults=True)}
         return {"text": self.text}
+
+
+def parse_order(body: bytes) -> PrintRequest:
+    """The order in ``body`` (JSON), its amounts exact. pydantic's JSON parser, the fast one,
+    makes a JSON number a float, which may have lost digits: an order with an amount sent as a
+    number is read again with numbers as decimals, from their text."""
+    try:
+        return PrintRequest.model_validate_json(body)
+    except ValidationError as exc:
+        if all(error["type"] != AMOUNT_AS_FLOAT for error in exc.errors()):
+            raise
+        first = exc
+    try:
+        data = json.loads(body, parse_float=Decimal)
+    except ValueError:  # beyond what the standard parser takes (e.g. an int of 5,000 digits)
+        raise first from None
+    return PrintRequest.model_validate(data)
 
 
 class TestPrintRequest(BaseModel):

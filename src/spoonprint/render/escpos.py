@@ -95,7 +95,8 @@ def _styled(line: Line, encoded: bytes) -> Iterator[bytes]:
     if line.bold:
         yield ESC + b"E\x01"
     if line.scale > 1:
-        yield GS + b"!\x11"
+        times = min(line.scale, 8) - 1  # GS ! n: width times in the high nibble, height in the low
+        yield GS + b"!" + bytes([times << 4 | times])
     yield encoded
     if line.scale > 1:
         yield GS + b"!\x00"

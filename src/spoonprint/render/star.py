@@ -54,7 +54,8 @@ def _part(line: Laid, profile: PrinterProfile, typeface: Typeface) -> bytes:
         return _band(
             line_bitmap(line.text, profile.width_dots, typeface, bold=line.bold, scale=line.scale)
         )
-    size = ESC + b"i\x01\x01" if line.scale > 1 else b""
+    times = min(line.scale, 6) - 1  # ESC i n1 n2: height and width times, 0 to 5
+    size = ESC + b"i" + bytes([times, times]) if line.scale > 1 else b""
     normal = ESC + b"i\x00\x00" if line.scale > 1 else b""
     bold, plain = (ESC + b"E", ESC + b"F") if line.bold else (b"", b"")
     return bold + size + encoded + normal + plain + b"\n"
