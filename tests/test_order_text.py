@@ -88,6 +88,12 @@ def test_model_keeps_no_control_or_format_character(text: str) -> None:
     assert "\n" not in receipt.currency
 
 
+def test_a_dish_named_only_in_control_characters_is_refused() -> None:
+    for name in ("\x1b", "\u200b\r\n", " \x00 "):
+        with pytest.raises(ValidationError, match="an item needs a name that can be printed"):
+            Receipt.model_validate({"items": [{"name": name}]})
+
+
 def test_line_breaks_become_lines_and_controls_go() -> None:
     for hostile in HOSTILE:
         assert printable_text(hostile) == "走冰\n少甜"

@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     StringConstraints,
     WithJsonSchema,
+    field_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -138,6 +139,14 @@ class Item(_Strict):
     )
     options: list[Short] = Field(default_factory=list, max_length=50)
     note: Long = ""
+
+    @field_validator("name")
+    @classmethod
+    def _named(cls, name: str) -> str:
+        # Checked after cleaning: a name of only control characters would print as nothing.
+        if not name.strip():
+            raise PydanticCustomError("empty_name", "an item needs a name that can be printed")
+        return name
 
 
 class Receipt(_Strict):
