@@ -1,5 +1,6 @@
 """Every route of the app, found by walking its routers (also routes hidden from the OpenAPI
-document), refuses a request without a key; only GET /status and the index at GET / are public."""
+document), refuses a request without a key; only GET /status and the index at GET / are
+public."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from spoonprint.config import load_settings
 from spoonprint.http.app import create_app
 from spoonprint.http.dashboard import PUBLIC_ROUTES
 
+#: GET / answers a program with where the routes are (and sends a browser to the dashboard).
 PUBLIC = {("GET", "/status"), ("GET", "/"), *PUBLIC_ROUTES}
 
 
