@@ -319,6 +319,7 @@ def test_price_is_documented_as_the_line_total(server: Server) -> None:
     ] == {"$ref": "#/components/schemas/PrintRequest"}
 
 
+@pytest.mark.e2e
 def test_cli_preview_reads_amounts_as_the_server_does(tmp_path: Path) -> None:
     (tmp_path / "order.json").write_bytes(_order("96.5"))
     result = run_spoonprint(tmp_path, "preview", "order.json", "-o", "ticket.png")
